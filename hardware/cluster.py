@@ -1,0 +1,198 @@
+"""A microk8s cluster provisioned over SSH: one component per host, steps in a fixed order.
+
+Per node: preflight -> [Raspberry Pi: kernel cmdline -> reboot if changed -> verify memory
+cgroup] -> install microk8s -> join (every node but the first control plane, one at a time,
+in inventory order) -> labels and taints. The first control plane bootstraps, enables the
+addons and hands out the kubeconfig (a secret output, rewritten to its reachable address).
+Removing a node from the inventory runs `remove-node` on the first control plane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_random as random
+
+from hardware.inventory import Node
+from hardware.steps import connection, fingerprint, script_command
+
+JOIN_PORT = 25000
+
+
+@dataclass(frozen=True, kw_only=True)
+class MicroK8sClusterArgs:
+    nodes: tuple[Node, ...]
+    ssh_private_key: pulumi.Input[str]
+    channel: str
+    addons: tuple[str, ...]
+    join_token_ttl_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise ValueError("MicroK8sClusterArgs.nodes must not be empty")
+        if self.nodes[0].role != "control-plane" and not any(n.role == "control-plane" for n in self.nodes):
+            raise ValueError("MicroK8sClusterArgs.nodes needs a control-plane node")
+
+    @property
+    def bootstrap(self) -> Node:
+        """The first control-plane node in inventory order."""
+        return next(node for node in self.nodes if node.role == "control-plane")
+
+
+class NodeStepsArgs:
+    """Internal: what a node needs from its cluster."""
+
+    def __init__(
+        self,
+        node: Node,
+        private_key: pulumi.Input[str],
+        channel: str,
+    ) -> None:
+        self.node = node
+        self.private_key = private_key
+        self.channel = channel
+
+
+class MicroK8sNode(pulumi.ComponentResource):
+    """One host: preflight, Raspberry Pi kernel settings, and the microk8s install."""
+
+    installed: command.remote.Command
+
+    def __init__(self, name: str, args: NodeStepsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:hardware:MicroK8sNode", name, None, opts)
+        node = args.node
+        ssh = connection(node, args.private_key)
+        previous: list[pulumi.Resource] = []
+
+        def step(step_name: str, script: str, parameters: dict[str, str]) -> command.remote.Command:
+            run = script_command(script, parameters)
+            resource = command.remote.Command(
+                f"{name}-{step_name}",
+                connection=ssh,
+                create=run,
+                update=run,
+                triggers=[fingerprint(script, parameters)],
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(previous)),
+            )
+            previous[:] = [resource]
+            return resource
+
+        step(
+            "preflight",
+            "preflight.sh",
+            {"EXPECTED_ARCH": node.arch, "BOARD": node.board, "NODE_NAME": node.name},
+        )
+        if node.is_pi:
+            step("cmdline", "pi-cmdline.sh", {"NODE_NAME": node.name})
+            step("verify-cgroup", "pi-verify-cgroup.sh", {"NODE_NAME": node.name})
+        self.installed = step("install", "install-microk8s.sh", {"CHANNEL": args.channel})
+        self.register_outputs({})
+
+
+class MicroK8sCluster(pulumi.ComponentResource):
+    """Bare machines to a labelled microk8s cluster; exposes the kubeconfig as a secret."""
+
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MicroK8sClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:hardware:MicroK8sCluster", name, None, opts)
+        private_key = pulumi.Output.secret(args.ssh_private_key)
+        bootstrap = args.bootstrap
+        bootstrap_ssh = connection(bootstrap, private_key)
+
+        hosts = {
+            node.name: MicroK8sNode(
+                f"{name}-{node.name}",
+                NodeStepsArgs(node, private_key, args.channel),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for node in args.nodes
+        }
+
+        addon_parameters = {"ADDONS": " ".join(args.addons)}
+        addons = command.remote.Command(
+            f"{name}-{bootstrap.name}-addons",
+            connection=bootstrap_ssh,
+            create=script_command("addons.sh", addon_parameters),
+            update=script_command("addons.sh", addon_parameters),
+            triggers=[fingerprint("addons.sh", addon_parameters)],
+            opts=pulumi.ResourceOptions(parent=hosts[bootstrap.name], depends_on=[hosts[bootstrap.name].installed]),
+        )
+
+        # Joins run one at a time in inventory order: dqlite membership changes are serialised.
+        last: pulumi.Resource = addons
+        ready: list[pulumi.Resource] = [addons]
+        for node in args.nodes:
+            if node is bootstrap:
+                continue
+            host = hosts[node.name]
+            token = random.RandomPassword(
+                f"{name}-{node.name}-join-token",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=host),
+            )
+            issue_parameters = {
+                "NODE_ADDRESS": node.address,
+                "TOKEN_TTL": str(args.join_token_ttl_seconds),
+            }
+            issued = command.remote.Command(
+                f"{name}-{node.name}-issue-token",
+                connection=bootstrap_ssh,
+                create=token.result.apply(
+                    lambda secret, p=issue_parameters: script_command("add-node.sh", {**p, "JOIN_TOKEN": secret})
+                ),
+                delete=script_command("remove-node.sh", {"NODE_ADDRESS": node.address}),
+                triggers=[fingerprint("add-node.sh", issue_parameters)],
+                opts=pulumi.ResourceOptions(parent=host, depends_on=[last, host.installed]),
+            )
+            join_parameters = {
+                "BOOTSTRAP_ADDRESS": bootstrap.address,
+                "JOIN_PORT": str(JOIN_PORT),
+                "ROLE": node.role,
+            }
+            joined = command.remote.Command(
+                f"{name}-{node.name}-join",
+                connection=connection(node, private_key),
+                create=token.result.apply(
+                    lambda secret, p=join_parameters: script_command("join.sh", {**p, "JOIN_TOKEN": secret})
+                ),
+                delete=script_command("leave.sh", {}),
+                triggers=[fingerprint("join.sh", join_parameters)],
+                opts=pulumi.ResourceOptions(parent=host, depends_on=[issued]),
+            )
+            last = joined
+            ready.append(joined)
+
+        for node in args.nodes:
+            label_parameters = {
+                "NODE_ADDRESS": node.address,
+                "LABELS": " ".join(f"{k}={v}" for k, v in sorted(node.node_labels().items())),
+                "TAINTS": " ".join(f"{t.key}={t.value}:{t.effect}" for t in node.taints),
+            }
+            command.remote.Command(
+                f"{name}-{node.name}-labels",
+                connection=bootstrap_ssh,
+                create=script_command("label.sh", label_parameters),
+                update=script_command("label.sh", label_parameters),
+                triggers=[fingerprint("label.sh", label_parameters)],
+                opts=pulumi.ResourceOptions(parent=hosts[node.name], depends_on=list(ready)),
+            )
+
+        kubeconfig_parameters = {"API_ADDRESS": bootstrap.address}
+        fetched = command.remote.Command(
+            f"{name}-kubeconfig",
+            connection=bootstrap_ssh,
+            create=script_command("kubeconfig.sh", kubeconfig_parameters),
+            update=script_command("kubeconfig.sh", kubeconfig_parameters),
+            triggers=[fingerprint("kubeconfig.sh", kubeconfig_parameters)],
+            logging="stderr",
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=list(ready), additional_secret_outputs=["stdout"]
+            ),
+        )
+        self.kubeconfig = pulumi.Output.secret(fetched.stdout)
+        self.register_outputs({"kubeconfig": self.kubeconfig})

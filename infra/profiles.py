@@ -1,0 +1,71 @@
+"""Size profiles: requests, limits and volume sizes per platform component.
+
+`edge` fits a small x86 box plus Raspberry Pis (whole platform <= 3 CPU / 6 GiB requested),
+`lab` a few x86 machines, `full` a proper cluster. Components take a `Resources` value in
+their args; the stack program picks it from the profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ProfileName = Literal["edge", "lab", "full"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+    def spec(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    name: ProfileName
+    object_store: Resources
+    object_store_volume: str
+    postgres: Resources
+    postgres_volume: str
+    mlflow: Resources
+    helper: Resources  # short-lived Jobs (bucket setup, backups)
+
+
+_SMALL_HELPER = Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi")
+
+PROFILES: dict[ProfileName, Profile] = {
+    "edge": Profile(
+        name="edge",
+        object_store=Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi"),
+        object_store_volume="20Gi",
+        postgres=Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"),
+        postgres_volume="5Gi",
+        mlflow=Resources(cpu_request="100m", memory_request="384Mi", cpu_limit="1", memory_limit="1Gi"),
+        helper=_SMALL_HELPER,
+    ),
+    "lab": Profile(
+        name="lab",
+        object_store=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="2Gi"),
+        object_store_volume="100Gi",
+        postgres=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="1Gi"),
+        postgres_volume="20Gi",
+        mlflow=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="2Gi"),
+        helper=_SMALL_HELPER,
+    ),
+    "full": Profile(
+        name="full",
+        object_store=Resources(cpu_request="1", memory_request="2Gi", cpu_limit="4", memory_limit="8Gi"),
+        object_store_volume="500Gi",
+        postgres=Resources(cpu_request="1", memory_request="1Gi", cpu_limit="4", memory_limit="4Gi"),
+        postgres_volume="100Gi",
+        mlflow=Resources(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="4Gi"),
+        helper=_SMALL_HELPER,
+    ),
+}

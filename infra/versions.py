@@ -1,0 +1,43 @@
+"""Every chart, repository, version and image tag the platform deploys, pinned in one place.
+
+Upgrading a component is a one-line change here, and the render diff of a pull request shows
+exactly what it changes. Images are official multi-arch builds unless noted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chart:
+    name: str
+    repository: str
+    version: str
+
+
+KUBERAY_OPERATOR = Chart(
+    name="kuberay-operator", repository="https://ray-project.github.io/kuberay-helm/", version="1.7.0"
+)
+FLYTE_BINARY = Chart(name="flyte-binary", repository="https://flyteorg.github.io/flyte", version="v1.16.8")
+KUBE_PROMETHEUS_STACK = Chart(
+    name="kube-prometheus-stack",
+    repository="https://prometheus-community.github.io/helm-charts",
+    version="88.5.3",
+)
+TRAEFIK = Chart(name="traefik", repository="https://traefik.github.io/charts", version="41.3.0")
+
+RAY_VERSION = "2.60.0"
+RAY_PYTHON = "3.11"
+# Ray publishes separate tags per architecture; both carry the same Ray and Python.
+RAY_IMAGES = {
+    "amd64": f"docker.io/rayproject/ray:{RAY_VERSION}-py311-cpu",
+    "arm64": f"docker.io/rayproject/ray:{RAY_VERSION}-py311-aarch64",
+}
+
+POSTGRES_IMAGE = "docker.io/library/postgres:17.6-alpine3.22"
+# MinIO community images are no longer published upstream (source-only since Oct 2025);
+# pgsty/minio is a maintained, multi-arch rebuild of the same server. Configurable per stack.
+MINIO_IMAGE = "docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"
+MINIO_CLIENT_IMAGE = "docker.io/pgsty/mc:RELEASE.2025-08-13T08-35-41Z"
+MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2-full"

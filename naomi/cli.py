@@ -1,0 +1,123 @@
+"""The `naomi` command: offline render and diff of stacks, and the config schema.
+
+Every error a user can cause (bad stack file, unknown stack, broken render) ends as one
+line on stderr and exit code 2; nothing is written in that case.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The folder holding naomi's Pulumi.yaml: from the working directory up, else the package's."""
+    candidates = [start or Path.cwd(), *(start or Path.cwd()).parents, Path(__file__).resolve().parents[1]]
+    for candidate in candidates:
+        pulumi_yaml = candidate / "Pulumi.yaml"
+        if pulumi_yaml.is_file() and "name: naomi" in pulumi_yaml.read_text():
+            return candidate
+    raise typer.BadParameter("no naomi project (Pulumi.yaml with 'name: naomi') here or above")
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"error: {message}", markup=False)
+    return typer.Exit(code=2)
+
+
+def available_stacks(project_dir: Path) -> list[str]:
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (project_dir / "stacks").glob("Pulumi.*.yaml"))
+
+
+ProjectDir = Annotated[Path | None, typer.Option(help="project root (default: found from the working directory)")]
+
+
+@app.command()
+def render(
+    stack: Annotated[str, typer.Option(help="stack name: stacks/Pulumi.<stack>.yaml")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: out/<stack>)")] = None,
+    diff: Annotated[str | None, typer.Option(help="also diff against this git revision (e.g. origin/main)")] = None,
+    preview: Annotated[bool, typer.Option(help="first-run preview: command outputs (kubeconfig) unknown")] = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Evaluate a stack offline under Pulumi's mock runtime and write its render tree."""
+    from naomi.render.diff import diff_against_revision
+    from naomi.render.engine import RenderError, evaluate_stack
+    from naomi.render.tree import render as render_tree
+    from naomi.render.tree import write
+
+    project = (project_dir or find_project_dir()).resolve()
+    if stack not in available_stacks(project):
+        raise _fail(f"unknown stack {stack!r}; stacks: {', '.join(available_stacks(project))}")
+    target = (out_dir or project / "out" / stack).resolve()
+    started = time.perf_counter()
+    try:
+        evaluation = evaluate_stack(project, stack, preview=preview)
+        rendered = render_tree(evaluation)
+        write(rendered, target)
+        changes = diff_against_revision(project, diff, stack, rendered.files) if diff else None
+    except Exception as error:  # noqa: BLE001 - every failure is reported as one line
+        raise _fail(_one_line(error)) from None
+    seconds = time.perf_counter() - started
+    err.print(
+        f"rendered {stack}: {len(evaluation.records)} resources, {len(rendered.kubernetes)} Kubernetes objects, "
+        f"{len(rendered.helm)} Helm releases -> {target} ({seconds:.2f} s)"
+    )
+    if changes is not None:
+        out.print(changes.markdown(f"naomi render diff: {stack} ({diff} -> working tree)"), markup=False)
+    _ = RenderError
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Path | None, typer.Option("--out", help="write here instead of stdout")] = None,
+) -> None:
+    """Print the stack configuration as JSON Schema (for editors and PR checks)."""
+    from stacks.config import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.write_text(text)
+
+
+@app.command()
+def check(
+    stack: Annotated[str, typer.Option(help="stack name")],
+    project_dir: ProjectDir = None,
+) -> None:
+    """Validate a stack file's config only (fast; no resources are evaluated)."""
+    from naomi.render.engine import load_stack_file
+    from stacks.config import ConfigError, load_stack_config
+
+    project = (project_dir or find_project_dir()).resolve()
+    try:
+        values, secret_keys = load_stack_file(project / "stacks" / f"Pulumi.{stack}.yaml")
+        config = load_stack_config(values, set(secret_keys))
+    except (ConfigError, Exception) as error:  # noqa: BLE001
+        raise _fail(_one_line(error)) from None
+    err.print(f"{stack}: config ok (profile {config.profile}, cluster mode {config.cluster.mode})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Object-level diff of two renders: what a pull request changes, without cluster credentials.
+
+The base revision is exported with `git archive` into a temporary folder and rendered there
+by its own code (in a subprocess, so old and new modules never mix); the head is the
+working tree. Every render file is one object, so the diff lists objects added, removed and
+changed, with a unified diff of each changed object.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from naomi.render.engine import RenderError
+
+
+@dataclass(frozen=True)
+class TreeDiff:
+    added: list[str]
+    removed: list[str]
+    changed: dict[str, str]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def markdown(self, title: str) -> str:
+        lines = [f"### {title}", ""]
+        if self.empty:
+            lines.append("No changes.")
+            return "\n".join(lines) + "\n"
+        lines.append(
+            f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed"
+        )
+        lines.append("")
+        for path in self.added:
+            lines.append(f"- added `{path}`")
+        for path in self.removed:
+            lines.append(f"- removed `{path}`")
+        for path, patch in self.changed.items():
+            lines.extend([f"- changed `{path}`", "", "```diff", patch.rstrip("\n"), "```", ""])
+        return "\n".join(lines) + "\n"
+
+
+def diff_files(base: dict[str, str], head: dict[str, str]) -> TreeDiff:
+    added = sorted(set(head) - set(base))
+    removed = sorted(set(base) - set(head))
+    changed = {}
+    for path in sorted(set(base) & set(head)):
+        if base[path] != head[path]:
+            patch = difflib.unified_diff(
+                base[path].splitlines(keepends=True),
+                head[path].splitlines(keepends=True),
+                fromfile=f"base/{path}",
+                tofile=f"head/{path}",
+                n=3,
+            )
+            changed[path] = "".join(patch)
+    return TreeDiff(added=added, removed=removed, changed=changed)
+
+
+def read_tree(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): path.read_text()
+        for path in sorted(root.rglob("*.yaml"))
+        if path.is_file()
+    }
+
+
+def render_revision(project_dir: Path, revision: str, stack: str, workdir: Path) -> dict[str, str]:
+    """Render `stack` as it was at git `revision`, with that revision's own code."""
+    archive = subprocess.run(
+        ["git", "-C", str(project_dir), "archive", "--format=tar", revision],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        message = archive.stderr.decode(errors="replace").strip().splitlines()
+        raise RenderError(f"cannot read git revision {revision!r}: {message[-1] if message else 'git failed'}")
+    source = workdir / "source"
+    source.mkdir()
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(source, filter="data")
+    if not (source / "stacks" / f"Pulumi.{stack}.yaml").is_file():
+        return {}
+    out = workdir / "render"
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    result = subprocess.run(
+        [sys.executable, "-m", "naomi.cli", "render", "--stack", stack, "--out", str(out),
+         "--project-dir", str(source)],
+        cwd=source,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RenderError(f"rendering {stack} at {revision} failed: {last}")
+    return read_tree(out)
+
+
+def diff_against_revision(project_dir: Path, revision: str, stack: str, head: dict[str, str]) -> TreeDiff:
+    with tempfile.TemporaryDirectory(prefix="naomi-diff-") as workdir:
+        base = render_revision(project_dir, revision, stack, Path(workdir))
+    return diff_files(base, head)

@@ -1,0 +1,264 @@
+"""Run the real stack program under Pulumi's mock runtime and record every resource.
+
+This owns the offline evaluation: the stack file's config is loaded (secure values become
+`<secret:naomi:key>` placeholders), `stacks/__main__.py` runs in-process inside a fresh
+`contextvars` context (so several stacks can be evaluated in one process), and a recording
+monitor captures type, name, parent, provider, dependencies and inputs of every
+registration. Generated values (passwords, keys, certificates, command output) are
+deterministic placeholders, so the same stack always evaluates to the same records.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT = "naomi"
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+URN_PREFIX_PARTS = 4  # urn:pulumi:<stack>::<project>::<type chain>::<name>
+
+# Outputs a provider computes and the program reads back. Everything else a mock returns
+# is the resource's own inputs.
+_GENERATED_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "random:index/randomPassword:RandomPassword": ("result", "bcryptHash"),
+    "random:index/randomString:RandomString": ("result",),
+    "random:index/randomId:RandomId": ("hex", "b64Url", "b64Std"),
+    "tls:index/privateKey:PrivateKey": ("privateKeyPem", "publicKeyPem", "publicKeyOpenssh"),
+    "tls:index/selfSignedCert:SelfSignedCert": ("certPem",),
+    "tls:index/locallySignedCert:LocallySignedCert": ("certPem",),
+    "tls:index/certRequest:CertRequest": ("certRequestPem",),
+    "command:remote:Command": ("stdout", "stderr"),
+    "command:local:Command": ("stdout", "stderr"),
+}
+_SECRET_OUTPUTS = {"result", "bcryptHash", "privateKeyPem", "hex", "b64Url", "b64Std"}
+
+
+class RenderError(RuntimeError):
+    """The stack could not be evaluated into a valid render (one line, names the cause)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One resource registration as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    provider: str
+    dependencies: tuple[str, ...]
+    inputs: dict[str, Any]
+    custom: bool
+
+    @property
+    def id(self) -> str:
+        """The URN without stack and project: `<parent types>$<type>::<name>`."""
+        return self.urn.split("::", 2)[2]
+
+
+@dataclass
+class Evaluation:
+    stack: str
+    records: list[Record]
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str]
+    config: dict[str, str] = field(default_factory=dict)
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, preview: bool) -> None:
+        self.preview = preview
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        generated = _GENERATED_OUTPUTS.get(args.typ, ())
+        if not (self.preview and args.typ.startswith("command:")):
+            for output in generated:
+                kind = "secret" if output in _SECRET_OUTPUTS else "generated"
+                state[output] = f"<{kind}:{args.name}:{output}>"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+        if args.token == "pulumi:pulumi:getStackOutputs" or args.token.endswith("getStackOutputs"):
+            return {}, None
+        return {}, None
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: _Mocks) -> None:
+        super().__init__(mocks)
+        self.records: list[Record] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            self.records.append(
+                Record(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    provider=request.provider.split("::")[-2] if request.provider else "",
+                    dependencies=tuple(sorted(set(request.dependencies))),
+                    inputs=_plain(inputs),
+                    custom=bool(request.custom),
+                )
+            )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802
+        raise RenderError(f"reading existing resource {request.type} {request.name} is not supported offline")
+
+
+def _plain(value: Any) -> Any:
+    """Unwrap secret envelopes, mark unknowns, turn whole floats into ints."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIGNATURE) == "1b47061264138c4ac30d75fd1eb44270":
+            inner = _plain(value.get("value"))
+            # A secret object keeps its shape (its secret leaves are placeholders: every
+            # secret source in a render is one); a secret scalar must be placeholder-made.
+            return inner if isinstance(inner, (dict, list)) or _is_placeholder_only(inner) else "<secret>"
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == UNKNOWN:
+        return "<unknown>"
+    return value
+
+
+def _is_placeholder_only(value: Any) -> bool:
+    """A secret may be shown only if it is made of placeholders, never real material."""
+    if isinstance(value, str):
+        return "<secret:" in value
+    if isinstance(value, dict):
+        return all(_is_placeholder_only(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_is_placeholder_only(v) for v in value)
+    return False
+
+
+# --- stack files ------------------------------------------------------------------------------
+
+
+def load_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """A stack file's config as Pulumi hands it to a program, plus its secret keys.
+
+    Top-level scalars become strings, objects and lists become JSON text (as the Pulumi
+    engine does), and every `secure:` value becomes the placeholder `<secret:<key>>`.
+    """
+    import json
+
+    if not path.is_file():
+        raise RenderError(f"stack file not found: {path}")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise RenderError(f"{path.name}: not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(document, dict):
+        raise RenderError(f"{path.name}: expected a mapping with a 'config:' key")
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise RenderError(f"{path.name}: 'config' must be a mapping")
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, raw in config.items():
+        key = str(key)
+        if ":" not in key:
+            key = f"{PROJECT}:{key}"
+        contains_secret, value = _replace_secure(raw, key)
+        if contains_secret:
+            secret_keys.append(key)
+        if isinstance(value, str):
+            values[key] = value
+        elif isinstance(value, bool):
+            values[key] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            values[key] = str(value)
+        else:
+            values[key] = json.dumps(value, sort_keys=True)
+    return values, sorted(secret_keys)
+
+
+def _replace_secure(value: Any, key: str) -> tuple[bool, Any]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return True, f"<secret:{key}>"
+        found = False
+        result = {}
+        for k, v in value.items():
+            inner_found, result[k] = _replace_secure(v, f"{key}.{k}")
+            found = found or inner_found
+        return found, result
+    if isinstance(value, list):
+        found = False
+        items = []
+        for index, v in enumerate(value):
+            inner_found, item = _replace_secure(v, f"{key}[{index}]")
+            found = found or inner_found
+            items.append(item)
+        return found, items
+    return False, value
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(
+    program: Callable[[], None],
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str],
+    *,
+    preview: bool = False,
+) -> Evaluation:
+    """Run `program` as the Pulumi program of `stack` under recording mocks."""
+
+    def run() -> Evaluation:
+        pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
+        pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+        mocks = _Mocks(preview)
+        monitor = _RecordingMonitor(mocks)
+        pulumi_mocks.set_mocks(mocks, PROJECT, stack, preview=preview, monitor=monitor)
+        _sync_await(run_pulumi_func(program))
+        root = pulumi_settings.get_root_resource()
+        outputs: dict[str, Any] = {}
+        secrets: set[str] = set()
+        for name, value in sorted(getattr(root, "outputs", {}).items()):
+            output = pulumi.Output.from_input(value)
+            outputs[name] = _plain(_sync_await(output.future(with_unknowns=True)))
+            if _sync_await(output.is_secret()):
+                secrets.add(name)
+        return Evaluation(stack, monitor.records, outputs, frozenset(secrets), dict(config))
+
+    return contextvars.copy_context().run(run)
+
+
+def stack_program(project_dir: Path) -> Callable[[], None]:
+    """The stack program exactly as `pulumi up` runs it: `stacks/__main__.py`."""
+    main = project_dir / "stacks" / "__main__.py"
+
+    def program() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
+    return program
+
+
+def evaluate_stack(project_dir: Path, stack: str, *, preview: bool = False) -> Evaluation:
+    config, secret_keys = load_stack_file(project_dir / "stacks" / f"Pulumi.{stack}.yaml")
+    return evaluate(stack_program(project_dir), stack, config, secret_keys, preview=preview)

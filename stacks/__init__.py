@@ -1,0 +1,1 @@
+"""The stack program and the per-environment stack files (Pulumi.<env>.yaml)."""
