@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
 
 from stacks.types import (
     WORKFLOWS,
@@ -47,6 +46,12 @@ from stacks.types import (
 NAMESPACE = "naomi"
 
 
+def to_camel(name: str) -> str:
+    """snake_case field name -> the camelCase key of the stack file (`microk8s` stays as is)."""
+    first, *rest = name.rstrip("_").split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 class ConfigError(ValueError):
     """A stack configuration error; `str()` is one line naming the key."""
 
@@ -58,7 +63,12 @@ class ConfigError(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, strict=True, alias_generator=to_camel, populate_by_name=True
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -131,13 +132,14 @@ def _plain(value: Any) -> Any:
             inner = _plain(value.get("value"))
             # A secret object keeps its shape (its secret leaves are placeholders: every
             # secret source in a render is one); a secret scalar must be placeholder-made.
-            return inner if isinstance(inner, (dict, list)) or _is_placeholder_only(inner) else "<secret>"
+            keep = isinstance(inner, (dict, list)) or inner == "<unknown>" or _is_placeholder_only(inner)
+            return inner if keep else "<secret>"
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if value == UNKNOWN:
+    if value == UNKNOWN or isinstance(value, Unknown):
         return "<unknown>"
     return value
 
@@ -226,14 +228,21 @@ def evaluate(
     secret_keys: list[str],
     *,
     preview: bool = False,
+    registered: list[Record] | None = None,
 ) -> Evaluation:
-    """Run `program` as the Pulumi program of `stack` under recording mocks."""
+    """Run `program` as the Pulumi program of `stack` under recording mocks.
+
+    `registered`, when given, receives every registration even if the program fails (tests
+    use it to prove that a config error registers nothing).
+    """
 
     def run() -> Evaluation:
         pulumi_settings.set_root_resource(None)  # type: ignore[arg-type]
         pulumi.runtime.set_all_config(dict(config), list(secret_keys))
         mocks = _Mocks(preview)
         monitor = _RecordingMonitor(mocks)
+        if registered is not None:
+            monitor.records = registered
         pulumi_mocks.set_mocks(mocks, PROJECT, stack, preview=preview, monitor=monitor)
         _sync_await(run_pulumi_func(program))
         root = pulumi_settings.get_root_resource()

@@ -1,0 +1,47 @@
+"""Shared fixtures: the project, the shared reference folder and one render per example stack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from naomi.paths import PROJECT_DIR, shared_dir
+from naomi.render.engine import Evaluation, evaluate_stack
+from naomi.render.tree import Rendered, render
+from naomi.validate import Reference
+
+EXAMPLE_STACKS = ("dev", "edge-lab", "lab-ha")
+
+
+def require_shared(relative: str = "") -> Path:
+    """The shared folder (or a path in it); skip without it, fail in CI (NAOMI_REQUIRE_SHARED=1)."""
+    root = shared_dir()
+    path = root / relative if root is not None else None
+    if path is None or not path.exists():
+        message = f"../shared/{relative} not found (set NAOMI_SHARED to its location)"
+        if os.environ.get("NAOMI_REQUIRE_SHARED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def project_dir() -> Path:
+    return PROJECT_DIR
+
+
+@pytest.fixture(scope="session")
+def reference() -> Reference:
+    return Reference(require_shared("reference"))
+
+
+@pytest.fixture(scope="session")
+def evaluations() -> dict[str, Evaluation]:
+    return {stack: evaluate_stack(PROJECT_DIR, stack) for stack in EXAMPLE_STACKS}
+
+
+@pytest.fixture(scope="session")
+def renders(evaluations: dict[str, Evaluation]) -> dict[str, Rendered]:
+    return {stack: render(evaluation) for stack, evaluation in evaluations.items()}

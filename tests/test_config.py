@@ -1,0 +1,264 @@
+"""Stack config: strict parsing, errors that name the key, nothing registered on error."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from naomi.paths import PROJECT_DIR
+from naomi.render.engine import Record, evaluate, load_stack_file, stack_program
+from stacks.config import ConfigError, json_schema, load_stack_config
+
+BASE_CONFIG, BASE_SECRETS = load_stack_file(PROJECT_DIR / "stacks" / "Pulumi.lab-ha.yaml")
+PROGRAM = stack_program(PROJECT_DIR)
+
+
+def _error_for(config: dict[str, str], secrets: list[str] | None = None) -> tuple[str, list[Record]]:
+    """Run the real stack program; return its one-line error and whatever it registered."""
+    registered: list[Record] = []
+    with pytest.raises(pulumi.RunError) as caught:
+        evaluate(PROGRAM, "test", config, BASE_SECRETS if secrets is None else secrets, registered=registered)
+    return str(caught.value), registered
+
+
+def _with(key: str, mutate: Any) -> dict[str, str]:
+    config = dict(BASE_CONFIG)
+    document = json.loads(config[key])
+    mutate(document)
+    config[key] = json.dumps(document)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            {**BASE_CONFIG, "naomi:clustr": "{}"},
+            "invalid stack config: naomi:clustr: unknown key; allowed keys: ",
+        ),
+        (
+            _with("naomi:cluster", lambda c: c["nodes"][0].update(adress="10.0.0.1")),
+            "invalid stack config: naomi:cluster.nodes[0].adress: unknown key; allowed keys: address, arch, "
+            "board, hostKey, labels, name, role, sshPort, sshUser, taints",
+        ),
+        (
+            _with("naomi:cluster", lambda c: c["nodes"][3].update(arch="x86")),
+            "invalid stack config: naomi:cluster.nodes[3].arch: Input should be 'amd64' or 'arm64' (got \"x86\")",
+        ),
+        (
+            _with("naomi:cluster", lambda c: c["nodes"][4].update(address="10.20.0.11")),
+            "invalid stack config: naomi:cluster.nodes[4].address: duplicate address '10.20.0.11' "
+            "(also nodes[0]); addresss must be unique",
+        ),
+        (
+            _with("naomi:cluster", lambda c: c["nodes"][5].update(arch="amd64")),
+            "invalid stack config: naomi:cluster.nodes[5]: board 'rpi5' is a Raspberry Pi: arch must be 'arm64'",
+        ),
+        (
+            _with("naomi:cluster", lambda c: c["nodes"][3].update(role="control-plane")),
+            "invalid stack config: naomi:cluster: 4 control-plane nodes: use 1, or an odd number >= 3 for HA "
+            "(dqlite quorum)",
+        ),
+        (
+            _with("naomi:ray", lambda r: r["pools"][0].update(cpu=4)),
+            "invalid stack config: naomi:ray.pools[0].cpu: Input should be a valid string (got 4)",
+        ),
+        (
+            _with("naomi:ray", lambda r: r["pools"][0].update(memory="8GB")),
+            "invalid stack config: naomi:ray.pools[0].memory: must match ^[0-9]+(Ki|Mi|Gi|Ti)$ (got \"8GB\")",
+        ),
+        (
+            _with("naomi:serving", lambda s: s["models"][0].update(pool="gpu")),
+            "invalid stack config: naomi:serving.models[0].pool: unknown Ray pool 'gpu'; pools: pi, x86",
+        ),
+        (
+            {**BASE_CONFIG, "naomi:profile": "huge"},
+            "invalid stack config: naomi:profile: Input should be 'edge', 'lab' or 'full' (got \"huge\")",
+        ),
+    ],
+    ids=[
+        "misspelt-top-key", "misspelt-node-key", "unknown-arch", "duplicate-address", "pi-declared-amd64",
+        "even-control-planes", "wrong-type", "bad-quantity", "unknown-pool", "unknown-profile",
+    ],
+)
+def test_malformed_config_is_one_line_naming_the_key(config: dict[str, str], expected: str) -> None:
+    message, registered = _error_for(config)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+    assert registered == []
+
+
+def test_secret_key_set_in_plain_text_is_rejected() -> None:
+    secrets = [key for key in BASE_SECRETS if key != "naomi:sshPrivateKey"]
+    message, registered = _error_for(dict(BASE_CONFIG), secrets)
+    assert message == (
+        "invalid stack config: naomi:sshPrivateKey: must be a secret: "
+        "pulumi config set --secret naomi:sshPrivateKey ..."
+    )
+    assert registered == []
+
+
+def test_secure_value_inside_a_structured_key_is_rejected() -> None:
+    message, _ = _error_for(dict(BASE_CONFIG), [*BASE_SECRETS, "naomi:cluster"])
+    assert message.startswith("invalid stack config: naomi:cluster: holds a secure value, but secrets are separate keys")
+
+
+def test_missing_secret_for_microk8s_names_the_command() -> None:
+    config = {k: v for k, v in BASE_CONFIG.items() if k != "naomi:sshPrivateKey"}
+    message, _ = _error_for(config, [])
+    assert message == (
+        "invalid stack config: naomi:sshPrivateKey: required for cluster.mode 'microk8s' (SSH): "
+        "pulumi config set --secret naomi:sshPrivateKey ..."
+    )
+
+
+def test_every_example_stack_parses() -> None:
+    for path in sorted((PROJECT_DIR / "stacks").glob("Pulumi.*.yaml")):
+        values, secrets = load_stack_file(path)
+        load_stack_config(values, set(secrets))
+
+
+def test_json_schema_accepts_the_examples_and_rejects_unknown_keys() -> None:
+    import jsonschema
+
+    schema = json_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted((PROJECT_DIR / "stacks").glob("Pulumi.*.yaml")):
+        config = yaml.safe_load(path.read_text())["config"]
+        plain = {k: ("x" if isinstance(v, dict) and set(v) == {"secure"} else v) for k, v in config.items()}
+        assert list(validator.iter_errors(plain)) == [], path.name
+    assert list(validator.iter_errors({"naomi:clustr": {}}))
+    assert list(validator.iter_errors({"naomi:cluster": {"mode": "microk8s", "nodez": []}}))
+
+
+def test_committed_schema_file_is_current() -> None:
+    committed = PROJECT_DIR / "docs" / "stack-config.schema.json"
+    assert committed.is_file(), "run: naomi schema --out docs/stack-config.schema.json"
+    assert json.loads(committed.read_text()) == json_schema(), "stale: naomi schema --out docs/stack-config.schema.json"
+
+
+def test_config_error_lists_every_problem_but_prints_one_line() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config({"naomi:a": "1", "naomi:b": "2"}, set())
+    assert len(caught.value.messages) == 2
+    assert str(caught.value).endswith("(and 1 more)")
+
+
+def test_cli_reports_a_broken_stack_file_on_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "stacks").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text())
+    (project / "stacks" / "__main__.py").write_text((PROJECT_DIR / "stacks" / "__main__.py").read_text())
+    broken = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.edge-lab.yaml").read_text())
+    broken["config"]["naomi:cluster"]["nodes"][2]["arch"] = "arm"
+    (project / "stacks" / "Pulumi.broken.yaml").write_text(yaml.safe_dump(broken))
+    out = tmp_path / "render"
+    result = subprocess.run(
+        [sys.executable, "-m", "naomi.cli", "render", "--stack", "broken", "--out", str(out),
+         "--project-dir", str(project)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: invalid stack config: naomi:cluster.nodes[2].arch: Input should be 'amd64' or 'arm64' (got \"arm\")"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not out.exists()
+
+
+# --- property-based: >= 1,000 malformed configs -----------------------------------------------
+
+FREE_FORM = ("labels", "inputs")
+ENUMS = {"arch", "board", "role", "mode", "kind", "runtime", "effect", "workflow"}
+OTHER_TYPES: list[Any] = [7, 1.5, True, [], {}, "text"]
+
+
+def _paths(value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], Any]]:
+    found = [(path, value)]
+    if isinstance(value, dict):
+        if path and path[-1] in FREE_FORM:
+            return []
+        for key, child in value.items():
+            found.extend(_paths(child, (*path, key)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found.extend(_paths(child, (*path, index)))
+    return found
+
+
+def _key_path(top: str, path: tuple[str | int, ...]) -> str:
+    text = top
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+STRUCTURED = {
+    key: json.loads(value) for key, value in BASE_CONFIG.items() if value[:1] in ("{", "[")
+}
+TARGETS = [
+    (top, path, value)
+    for top, document in sorted(STRUCTURED.items())
+    for path, value in _paths(document, ())
+]
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    return type(a) is type(b)
+
+
+@st.composite
+def malformed(draw: st.DrawFn) -> tuple[dict[str, str], str]:
+    """One valid lab-ha config with exactly one mutation that must be rejected at a known key."""
+    top, path, value = draw(st.sampled_from(TARGETS))
+    document = copy.deepcopy(STRUCTURED[top])
+    parent: Any = document
+    for part in path[:-1]:
+        parent = parent[part]
+    kind = draw(st.sampled_from(["unknown-key", "wrong-type", "bad-enum"]))
+    if kind == "unknown-key" and isinstance(value, dict):
+        target: Any = document
+        for part in path:
+            target = target[part]
+        name = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=12).map(lambda s: s + "X"))
+        target[name] = draw(st.sampled_from(OTHER_TYPES))
+        expected = _key_path(f"naomi:{top.split(':', 1)[1]}", (*path, name))
+    elif kind == "bad-enum" and path and path[-1] in ENUMS:
+        parent[path[-1]] = draw(st.sampled_from(["bogus", "AMD64", "", "x86_64"]))
+        expected = _key_path(f"naomi:{top.split(':', 1)[1]}", path)
+    else:
+        if not path:
+            return {**BASE_CONFIG, top: draw(st.sampled_from(["text", "7", "[1, 2]"]))}, top
+        replacement = draw(st.sampled_from([o for o in OTHER_TYPES if not _same_type(o, value)]))
+        parent[path[-1]] = replacement
+        expected = _key_path(f"naomi:{top.split(':', 1)[1]}", path)
+    return {**BASE_CONFIG, top: json.dumps(document)}, expected
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(malformed())
+def test_generated_malformed_configs_are_rejected_naming_the_key(case: tuple[dict[str, str], str]) -> None:
+    config, expected_key = case
+    registered: list[Record] = []
+    try:
+        evaluate(PROGRAM, "fuzz", config, BASE_SECRETS, registered=registered)
+    except pulumi.RunError as error:
+        message = str(error)
+    else:
+        pytest.fail(f"accepted a malformed config (expected an error at {expected_key})")
+    assert message.startswith("invalid stack config: naomi:"), message
+    assert "\n" not in message and "Traceback" not in message
+    assert expected_key in message, (expected_key, message)
+    assert registered == []
