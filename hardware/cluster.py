@@ -10,6 +10,7 @@ Removing a node from the inventory runs `remove-node` on the first control plane
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 import pulumi_command as command
@@ -19,6 +20,10 @@ from hardware.inventory import Node
 from hardware.steps import connection, fingerprint, script_command
 
 JOIN_PORT = 25000
+
+
+def _with_token(script: str, parameters: dict[str, str], token: str) -> str:
+    return script_command(script, {**parameters, "JOIN_TOKEN": token})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +102,9 @@ class MicroK8sCluster(pulumi.ComponentResource):
 
     kubeconfig: pulumi.Output[str]
 
-    def __init__(self, name: str, args: MicroK8sClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: MicroK8sClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("naomi:hardware:MicroK8sCluster", name, None, opts)
         private_key = pulumi.Output.secret(args.ssh_private_key)
         bootstrap = args.bootstrap
@@ -119,13 +126,20 @@ class MicroK8sCluster(pulumi.ComponentResource):
             create=script_command("addons.sh", addon_parameters),
             update=script_command("addons.sh", addon_parameters),
             triggers=[fingerprint("addons.sh", addon_parameters)],
-            opts=pulumi.ResourceOptions(parent=hosts[bootstrap.name], depends_on=[hosts[bootstrap.name].installed]),
+            opts=pulumi.ResourceOptions(
+                parent=hosts[bootstrap.name], depends_on=[hosts[bootstrap.name].installed]
+            ),
         )
 
-        # Joins run one at a time in inventory order: dqlite membership changes are serialised.
-        last: pulumi.Resource = addons
-        ready: list[pulumi.Resource] = [addons]
-        for node in args.nodes:
+        # Control-plane joins run one at a time in inventory order (dqlite membership changes
+        # are serialised); workers join in parallel after them. No step depends on all nodes,
+        # so the dependency graph stays linear in the inventory size.
+        last_control_plane: pulumi.Resource = addons
+        joined_by_node: dict[str, pulumi.Resource] = {bootstrap.name: addons}
+        ordered = [n for n in args.nodes if n.role == "control-plane"] + [
+            n for n in args.nodes if n.role == "worker"
+        ]
+        for node in ordered:
             if node is bootstrap:
                 continue
             host = hosts[node.name]
@@ -142,12 +156,10 @@ class MicroK8sCluster(pulumi.ComponentResource):
             issued = command.remote.Command(
                 f"{name}-{node.name}-issue-token",
                 connection=bootstrap_ssh,
-                create=token.result.apply(
-                    lambda secret, p=issue_parameters: script_command("add-node.sh", {**p, "JOIN_TOKEN": secret})
-                ),
+                create=token.result.apply(partial(_with_token, "add-node.sh", issue_parameters)),
                 delete=script_command("remove-node.sh", {"NODE_ADDRESS": node.address}),
                 triggers=[fingerprint("add-node.sh", issue_parameters)],
-                opts=pulumi.ResourceOptions(parent=host, depends_on=[last, host.installed]),
+                opts=pulumi.ResourceOptions(parent=host, depends_on=[last_control_plane, host.installed]),
             )
             join_parameters = {
                 "BOOTSTRAP_ADDRESS": bootstrap.address,
@@ -157,15 +169,14 @@ class MicroK8sCluster(pulumi.ComponentResource):
             joined = command.remote.Command(
                 f"{name}-{node.name}-join",
                 connection=connection(node, private_key),
-                create=token.result.apply(
-                    lambda secret, p=join_parameters: script_command("join.sh", {**p, "JOIN_TOKEN": secret})
-                ),
+                create=token.result.apply(partial(_with_token, "join.sh", join_parameters)),
                 delete=script_command("leave.sh", {}),
                 triggers=[fingerprint("join.sh", join_parameters)],
                 opts=pulumi.ResourceOptions(parent=host, depends_on=[issued]),
             )
-            last = joined
-            ready.append(joined)
+            joined_by_node[node.name] = joined
+            if node.role == "control-plane":
+                last_control_plane = joined
 
         for node in args.nodes:
             label_parameters = {
@@ -179,7 +190,7 @@ class MicroK8sCluster(pulumi.ComponentResource):
                 create=script_command("label.sh", label_parameters),
                 update=script_command("label.sh", label_parameters),
                 triggers=[fingerprint("label.sh", label_parameters)],
-                opts=pulumi.ResourceOptions(parent=hosts[node.name], depends_on=list(ready)),
+                opts=pulumi.ResourceOptions(parent=hosts[node.name], depends_on=[joined_by_node[node.name]]),
             )
 
         kubeconfig_parameters = {"API_ADDRESS": bootstrap.address}
@@ -191,7 +202,7 @@ class MicroK8sCluster(pulumi.ComponentResource):
             triggers=[fingerprint("kubeconfig.sh", kubeconfig_parameters)],
             logging="stderr",
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=list(ready), additional_secret_outputs=["stdout"]
+                parent=self, depends_on=[last_control_plane], additional_secret_outputs=["stdout"]
             ),
         )
         self.kubeconfig = pulumi.Output.secret(fetched.stdout)

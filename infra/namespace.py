@@ -34,7 +34,9 @@ class PlatformNamespace(pulumi.ComponentResource):
 
     name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: PlatformNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: PlatformNamespaceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("naomi:platform:Namespace", name, None, opts)
         level = args.pod_security
         namespace = k8s.core.v1.Namespace(

@@ -36,18 +36,29 @@ def _fail(message: str) -> typer.Exit:
 
 
 def available_stacks(project_dir: Path) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (project_dir / "stacks").glob("Pulumi.*.yaml"))
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        for p in (project_dir / "stacks").glob("Pulumi.*.yaml")
+    )
 
 
-ProjectDir = Annotated[Path | None, typer.Option(help="project root (default: found from the working directory)")]
+ProjectDir = Annotated[
+    Path | None, typer.Option(help="project root (default: found from the working directory)")
+]
 
 
 @app.command()
 def render(
     stack: Annotated[str, typer.Option(help="stack name: stacks/Pulumi.<stack>.yaml")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: out/<stack>)")] = None,
-    diff: Annotated[str | None, typer.Option(help="also diff against this git revision (e.g. origin/main)")] = None,
-    preview: Annotated[bool, typer.Option(help="first-run preview: command outputs (kubeconfig) unknown")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="output folder (default: out/<stack>)")
+    ] = None,
+    diff: Annotated[
+        str | None, typer.Option(help="also diff against this git revision (e.g. origin/main)")
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option(help="first-run preview: command outputs (kubeconfig) unknown")
+    ] = False,
     project_dir: ProjectDir = None,
 ) -> None:
     """Evaluate a stack offline under Pulumi's mock runtime and write its render tree."""
@@ -66,7 +77,7 @@ def render(
         rendered = render_tree(evaluation)
         write(rendered, target)
         changes = diff_against_revision(project, diff, stack, rendered.files) if diff else None
-    except Exception as error:  # noqa: BLE001 - every failure is reported as one line
+    except Exception as error:
         raise _fail(_one_line(error)) from None
     seconds = time.perf_counter() - started
     err.print(
@@ -110,7 +121,7 @@ def check(
     try:
         values, secret_keys = load_stack_file(project / "stacks" / f"Pulumi.{stack}.yaml")
         config = load_stack_config(values, set(secret_keys))
-    except (ConfigError, Exception) as error:  # noqa: BLE001
+    except (ConfigError, Exception) as error:
         raise _fail(_one_line(error)) from None
     err.print(f"{stack}: config ok (profile {config.profile}, cluster mode {config.cluster.mode})")
 

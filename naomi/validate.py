@@ -65,7 +65,7 @@ class Reference:
         """(apiVersion, kind) -> strict openAPIV3Schema, for every served version."""
         schemas: dict[tuple[str, str], dict[str, Any]] = {}
         for path in sorted((self.root / "crds").rglob("*.yaml")):
-            for document in yaml.load_all(path.read_text(), Loader=_yaml_loader()):  # noqa: S506 (SafeLoader subclass)
+            for document in yaml.load_all(path.read_text(), Loader=_yaml_loader()):
                 if not document or document.get("kind") != "CustomResourceDefinition":
                     continue
                 spec = document["spec"]
@@ -115,13 +115,21 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
 def validate_object(obj: Mapping[str, Any], kubernetes_version: str, reference: Reference | None) -> None:
     """Raise `ValidationFailure` naming the object and the field if `obj` is not valid."""
     metadata = obj.get("metadata") or {}
-    name = f"{obj.get('kind')} {metadata.get('namespace', '')}/{metadata.get('name')} ({obj.get('apiVersion')})"
+    name = (
+        f"{obj.get('kind')} {metadata.get('namespace', '')}/{metadata.get('name')} ({obj.get('apiVersion')})"
+    )
     key = (str(obj.get("apiVersion")), str(obj.get("kind")))
     if reference is not None and key in reference.crd_schemas:
         body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
         schema = dict(reference.crd_schemas[key])
-        schema = {**schema, "properties": {k: v for k, v in schema.get("properties", {}).items()
-                                           if k not in ("apiVersion", "kind", "metadata")}}
+        schema = {
+            **schema,
+            "properties": {
+                k: v
+                for k, v in schema.get("properties", {}).items()
+                if k not in ("apiVersion", "kind", "metadata")
+            },
+        }
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(body), key=lambda e: list(e.path))
         if errors:
             first = errors[0]
@@ -138,7 +146,11 @@ def validate_object(obj: Mapping[str, Any], kubernetes_version: str, reference: 
             f"{name}: no schema in Kubernetes {kubernetes_version} (unknown kind or removed API version)"
         ) from None
     except kubernetes_validate.ValidationError as error:
-        path = ".".join(str(p) for p in error.caught_exception.path) if hasattr(error, "caught_exception") else ""
+        path = (
+            ".".join(str(p) for p in error.caught_exception.path)
+            if hasattr(error, "caught_exception")
+            else ""
+        )
         raise ValidationFailure(f"{name}: {path}: {str(error).splitlines()[0]}") from None
 
 
@@ -158,7 +170,9 @@ def unknown_value_keys(
     return sorted(_unknown(values, defaults, "", free_form))
 
 
-def _unknown(values: Mapping[str, Any], defaults: Any, prefix: str, free_form: tuple[str, ...]) -> Iterator[str]:
+def _unknown(
+    values: Mapping[str, Any], defaults: Any, prefix: str, free_form: tuple[str, ...]
+) -> Iterator[str]:
     for key, value in values.items():
         path = f"{prefix}{key}"
         if any(path == f or path.startswith(f + ".") for f in free_form):
@@ -189,11 +203,15 @@ def validate_helm_values(release: Mapping[str, Any], reference: Reference) -> No
     schema = reference.chart_values_schema(chart, version)
     if schema is not None:
         merged = _merge(defaults, release.get("values") or {})
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(merged), key=lambda e: list(e.path))
+        errors = sorted(
+            jsonschema.Draft202012Validator(schema).iter_errors(merged), key=lambda e: list(e.path)
+        )
         if errors:
             first = errors[0]
             path = ".".join(str(p) for p in first.path) or "<root>"
-            raise ValidationFailure(f"Helm release {release.get('release')} ({chart}): {path}: {first.message}")
+            raise ValidationFailure(
+                f"Helm release {release.get('release')} ({chart}): {path}: {first.message}"
+            )
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -365,7 +365,9 @@ class StackConfig(_Model):
         _require(self, self.cluster.mode == "microk8s", "ssh_private_key", "cluster.mode 'microk8s' (SSH)")
         _require(self, self.cluster.mode == "kubeconfig", "kubeconfig", "cluster.mode 'kubeconfig'")
         if self.layers.platform and self.gateway is None:
-            raise _KeyError(("gateway",), "required when layers.platform is on: {address: <node IP or DNS name>}")
+            raise _KeyError(
+                ("gateway",), "required when layers.platform is on: {address: <node IP or DNS name>}"
+            )
         if self.gateway is not None and self.gateway.tls.mode == "provided":
             for key in ("tls_certificate", "tls_private_key"):
                 _require(self, True, key, "gateway.tls.mode 'provided'")
@@ -390,7 +392,9 @@ class StackConfig(_Model):
         names = Counter(model.name for model in self.serving.models)
         duplicates = sorted(name for name, count in names.items() if count > 1)
         if duplicates:
-            raise _KeyError(("serving", "models"), f"model names must be unique; repeated: {', '.join(duplicates)}")
+            raise _KeyError(
+                ("serving", "models"), f"model names must be unique; repeated: {', '.join(duplicates)}"
+            )
         for index, trigger in enumerate(self.retraining.triggers):
             pipeline = WORKFLOWS[trigger.workflow]
             if pipeline not in self.workloads.pipelines:
@@ -514,7 +518,9 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def _describe(item: Any) -> str:
-    location = tuple(part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+    location = tuple(
+        part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-"))
+    )
     message = str(item["msg"])
     context = item.get("ctx") or {}
     error = context.get("error")

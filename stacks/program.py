@@ -16,6 +16,9 @@ from pulumi.runtime import config as runtime_config
 from hardware.cluster import MicroK8sCluster, MicroK8sClusterArgs
 from hardware.inventory import Node, Taint
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
+from infra.object_store import ExternalS3, ObjectStore, ObjectStoreArgs
+from infra.profiles import PROFILES
+from infra.versions import MINIO_IMAGE
 from stacks.config import ConfigError, StackConfig, load_stack_config
 
 NAMESPACES = {
@@ -93,8 +96,15 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
     return ClusterAccess(kubeconfig=kubeconfig, provider=provider)
 
 
-def platform_layer(config: StackConfig, access: ClusterAccess) -> dict[str, PlatformNamespace]:
+@dataclass(frozen=True)
+class Platform:
+    namespaces: dict[str, PlatformNamespace]
+    object_store: ObjectStore
+
+
+def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
     opts = pulumi.ResourceOptions(provider=access.provider)
+    profile = PROFILES[config.profile]
     wanted = ["platform", "gateway", "workloads"]
     if config.ray.enabled:
         wanted.append("ray")
@@ -102,12 +112,37 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> dict[str, Plat
         wanted.append("monitoring")
     if config.layers.serving and config.serving.models:
         wanted.append("serving")
-    return {
-        key: PlatformNamespace(
-            f"ns-{key}", PlatformNamespaceArgs(name=NAMESPACES[key]), opts=opts
-        )
+    namespaces = {
+        key: PlatformNamespace(f"ns-{key}", PlatformNamespaceArgs(name=NAMESPACES[key]), opts=opts)
         for key in wanted
     }
+    store = config.object_store
+    external = None
+    if store.mode == "external":
+        assert (
+            store.external is not None and config.object_store_access_key and config.object_store_secret_key
+        )
+        external = ExternalS3(
+            endpoint=store.external.endpoint,
+            region=store.external.region,
+            access_key=pulumi.Output.secret(config.object_store_access_key.get_secret_value()),
+            secret_key=pulumi.Output.secret(config.object_store_secret_key.get_secret_value()),
+        )
+    object_store = ObjectStore(
+        "object-store",
+        ObjectStoreArgs(
+            namespace=namespaces["platform"].name,
+            mode=store.mode,
+            buckets=store.buckets,
+            image=store.image or MINIO_IMAGE,
+            volume_size=store.size or profile.object_store_volume,
+            resources=profile.object_store,
+            job_resources=profile.helper,
+            external=external,
+        ),
+        opts=opts,
+    )
+    return Platform(namespaces=namespaces, object_store=object_store)
 
 
 def main() -> None:
@@ -116,7 +151,9 @@ def main() -> None:
     access = cluster_layer(config)
     pulumi.export("kubeconfig", access.kubeconfig)
     if config.layers.platform:
-        namespaces = platform_layer(config, access)
-        pulumi.export("namespaces", {key: ns.name for key, ns in sorted(namespaces.items())})
+        platform = platform_layer(config, access)
+        pulumi.export("namespaces", {key: ns.name for key, ns in sorted(platform.namespaces.items())})
+        pulumi.export("objectStoreEndpoint", platform.object_store.endpoint)
+        pulumi.export("objectStoreCredentialsSecret", platform.object_store.secret_name)
         if config.gateway is not None:
             pulumi.export("gatewayAddress", config.gateway.address)

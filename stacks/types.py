@@ -35,9 +35,7 @@ def _check_host(value: str) -> str:
         ipaddress.ip_address(value)
     except ValueError:
         if len(value) > 253 or not _HOSTNAME_RE.match(value):
-            raise ValueError(
-                "must be an IP address or a lower-case DNS name such as 'naomi.lan'"
-            ) from None
+            raise ValueError("must be an IP address or a lower-case DNS name such as 'naomi.lan'") from None
     return value
 
 
@@ -81,9 +79,7 @@ LabelKey = Annotated[
         pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
     ),
 ]
-LabelValue = Annotated[
-    str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-]
+LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
 ImageReference = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z0-9.\-/:_]+(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$", max_length=255),
@@ -98,7 +94,5 @@ HostKey = Annotated[
 ]
 """A pinned SSH host public key as `ssh-keyscan` prints it, without the host name."""
 
-StackName = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
-]
+StackName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")]
 """A Pulumi stack reference: 'stack', 'project/stack' or 'org/project/stack'."""

@@ -75,7 +75,7 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
         ),
         (
             _with("naomi:ray", lambda r: r["pools"][0].update(memory="8GB")),
-            "invalid stack config: naomi:ray.pools[0].memory: must match ^[0-9]+(Ki|Mi|Gi|Ti)$ (got \"8GB\")",
+            'invalid stack config: naomi:ray.pools[0].memory: must match ^[0-9]+(Ki|Mi|Gi|Ti)$ (got "8GB")',
         ),
         (
             _with("naomi:serving", lambda s: s["models"][0].update(pool="gpu")),
@@ -87,8 +87,16 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
         ),
     ],
     ids=[
-        "misspelt-top-key", "misspelt-node-key", "unknown-arch", "duplicate-address", "pi-declared-amd64",
-        "even-control-planes", "wrong-type", "bad-quantity", "unknown-pool", "unknown-profile",
+        "misspelt-top-key",
+        "misspelt-node-key",
+        "unknown-arch",
+        "duplicate-address",
+        "pi-declared-amd64",
+        "even-control-planes",
+        "wrong-type",
+        "bad-quantity",
+        "unknown-pool",
+        "unknown-profile",
     ],
 )
 def test_malformed_config_is_one_line_naming_the_key(config: dict[str, str], expected: str) -> None:
@@ -110,7 +118,9 @@ def test_secret_key_set_in_plain_text_is_rejected() -> None:
 
 def test_secure_value_inside_a_structured_key_is_rejected() -> None:
     message, _ = _error_for(dict(BASE_CONFIG), [*BASE_SECRETS, "naomi:cluster"])
-    assert message.startswith("invalid stack config: naomi:cluster: holds a secure value, but secrets are separate keys")
+    assert message.startswith(
+        "invalid stack config: naomi:cluster: holds a secure value, but secrets are separate keys"
+    )
 
 
 def test_missing_secret_for_microk8s_names_the_command() -> None:
@@ -144,7 +154,9 @@ def test_json_schema_accepts_the_examples_and_rejects_unknown_keys() -> None:
 def test_committed_schema_file_is_current() -> None:
     committed = PROJECT_DIR / "docs" / "stack-config.schema.json"
     assert committed.is_file(), "run: naomi schema --out docs/stack-config.schema.json"
-    assert json.loads(committed.read_text()) == json_schema(), "stale: naomi schema --out docs/stack-config.schema.json"
+    assert json.loads(committed.read_text()) == json_schema(), (
+        "stale: naomi schema --out docs/stack-config.schema.json"
+    )
 
 
 def test_config_error_lists_every_problem_but_prints_one_line() -> None:
@@ -164,9 +176,21 @@ def test_cli_reports_a_broken_stack_file_on_one_line_and_writes_nothing(tmp_path
     (project / "stacks" / "Pulumi.broken.yaml").write_text(yaml.safe_dump(broken))
     out = tmp_path / "render"
     result = subprocess.run(
-        [sys.executable, "-m", "naomi.cli", "render", "--stack", "broken", "--out", str(out),
-         "--project-dir", str(project)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "naomi.cli",
+            "render",
+            "--stack",
+            "broken",
+            "--out",
+            str(out),
+            "--project-dir",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
@@ -203,13 +227,9 @@ def _key_path(top: str, path: tuple[str | int, ...]) -> str:
     return text
 
 
-STRUCTURED = {
-    key: json.loads(value) for key, value in BASE_CONFIG.items() if value[:1] in ("{", "[")
-}
+STRUCTURED = {key: json.loads(value) for key, value in BASE_CONFIG.items() if value[:1] in ("{", "[")}
 TARGETS = [
-    (top, path, value)
-    for top, document in sorted(STRUCTURED.items())
-    for path, value in _paths(document, ())
+    (top, path, value) for top, document in sorted(STRUCTURED.items()) for path, value in _paths(document, ())
 ]
 
 
@@ -232,7 +252,9 @@ def malformed(draw: st.DrawFn) -> tuple[dict[str, str], str]:
         target: Any = document
         for part in path:
             target = target[part]
-        name = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=12).map(lambda s: s + "X"))
+        name = draw(
+            st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=12).map(lambda s: s + "X")
+        )
         target[name] = draw(st.sampled_from(OTHER_TYPES))
         expected = _key_path(f"naomi:{top.split(':', 1)[1]}", (*path, name))
     elif kind == "bad-enum" and path and path[-1] in ENUMS:

@@ -23,7 +23,9 @@ def test_every_example_stack_renders(renders: dict[str, Rendered], stack: str) -
     assert any(path.startswith("k8s/") for path in files)
 
 
-def test_render_is_byte_identical_across_runs(project_dir: Path, tmp_path: Path, renders: dict[str, Rendered]) -> None:
+def test_render_is_byte_identical_across_runs(
+    project_dir: Path, tmp_path: Path, renders: dict[str, Rendered]
+) -> None:
     again = render(evaluate_stack(project_dir, "edge-lab"))
     assert again.files == renders["edge-lab"].files
     first, second = tmp_path / "A", tmp_path / "B"
@@ -39,8 +41,18 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 def test_render_via_cli_twice_gives_identical_trees(tmp_path: Path) -> None:
     for name in ("A", "B"):
         subprocess.run(
-            [sys.executable, "-m", "naomi.cli", "render", "--stack", "edge-lab", "--out", str(tmp_path / name)],
-            check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "naomi.cli",
+                "render",
+                "--stack",
+                "edge-lab",
+                "--out",
+                str(tmp_path / name),
+            ],
+            check=True,
+            capture_output=True,
         )
     assert _tree_bytes(tmp_path / "A") == _tree_bytes(tmp_path / "B")
 
@@ -60,7 +72,9 @@ def test_no_unknowns_and_no_raw_secrets_in_a_full_render(renders: dict[str, Rend
             assert "<unknown>" not in text, (stack, path)
 
 
-def test_kubeconfig_output_is_secret(evaluations: dict[str, Evaluation], renders: dict[str, Rendered]) -> None:
+def test_kubeconfig_output_is_secret(
+    evaluations: dict[str, Evaluation], renders: dict[str, Rendered]
+) -> None:
     for stack, evaluation in evaluations.items():
         assert "kubeconfig" in evaluation.secret_outputs, stack
         assert "kubeconfig: <secret>" in renders[stack].files["outputs.yaml"]
@@ -85,11 +99,15 @@ def test_duplicate_logical_names_are_an_error() -> None:
         random.RandomPassword("same", length=8)
 
     evaluation = evaluate(program, "dup", {}, [])
-    with pytest.raises(RenderError, match="duplicate resource name: random:index/randomPassword:RandomPassword 'same'"):
+    with pytest.raises(
+        RenderError, match="duplicate resource name: random:index/randomPassword:RandomPassword 'same'"
+    ):
         render(evaluation)
 
 
-def test_write_refuses_to_replace_a_folder_that_is_not_a_render(tmp_path: Path, renders: dict[str, Rendered]) -> None:
+def test_write_refuses_to_replace_a_folder_that_is_not_a_render(
+    tmp_path: Path, renders: dict[str, Rendered]
+) -> None:
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "keep.txt").write_text("mine")
@@ -101,8 +119,13 @@ def test_write_refuses_to_replace_a_folder_that_is_not_a_render(tmp_path: Path, 
 def test_config_error_stops_before_any_registration(project_dir: Path) -> None:
     registered: list = []
     with pytest.raises(pulumi.RunError, match=r"^invalid stack config: naomi:profile"):
-        evaluate(lambda: __import__("runpy").run_path(str(project_dir / "stacks" / "__main__.py")),
-                 "x", {"naomi:profile": "tiny"}, [], registered=registered)
+        evaluate(
+            lambda: __import__("runpy").run_path(str(project_dir / "stacks" / "__main__.py")),
+            "x",
+            {"naomi:profile": "tiny"},
+            [],
+            registered=registered,
+        )
     assert registered == []
 
 
@@ -127,8 +150,11 @@ def test_diff_against_a_git_revision_shows_only_the_edit(tmp_path: Path, project
         pytest.skip("git not installed")
     clone = tmp_path / "clone"
     shutil.copytree(
-        project_dir, clone,
-        ignore=shutil.ignore_patterns(".venv*", "out", ".git", "__pycache__", ".mypy_cache", ".hypothesis", "*.egg-info"),
+        project_dir,
+        clone,
+        ignore=shutil.ignore_patterns(
+            ".venv*", "out", ".git", "__pycache__", ".mypy_cache", ".hypothesis", "*.egg-info"
+        ),
     )
     git = ["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", "-C", str(clone)]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -137,9 +163,24 @@ def test_diff_against_a_git_revision_shows_only_the_edit(tmp_path: Path, project
     stack_file = clone / "stacks" / "Pulumi.edge-lab.yaml"
     stack_file.write_text(stack_file.read_text().replace("channel: 1.32/stable", "channel: 1.33/stable"))
     result = subprocess.run(
-        [sys.executable, "-m", "naomi.cli", "render", "--stack", "edge-lab", "--out", str(tmp_path / "out"),
-         "--diff", "HEAD", "--project-dir", str(clone)],
-        capture_output=True, text=True, check=True, cwd=clone,
+        [
+            sys.executable,
+            "-m",
+            "naomi.cli",
+            "render",
+            "--stack",
+            "edge-lab",
+            "--out",
+            str(tmp_path / "out"),
+            "--diff",
+            "HEAD",
+            "--project-dir",
+            str(clone),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=clone,
     )
     assert "changed `commands/cluster-cp-1/02-install.yaml`" in result.stdout
     assert "+  CHANNEL=1.33/stable bash -s" in result.stdout

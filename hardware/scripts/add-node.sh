@@ -7,5 +7,7 @@ if microk8s kubectl get nodes -o jsonpath='{.items[*].status.addresses[?(@.type=
   echo "naomi: ${NODE_ADDRESS} is already a member; no token needed"
   exit 0
 fi
-microk8s add-node --token "$JOIN_TOKEN" --token-ttl "$TOKEN_TTL" >/dev/null
+# Joins are issued in parallel by Pulumi: serialise writes to microk8s' token file.
+flock /var/snap/microk8s/common/naomi-add-node.lock \
+  microk8s add-node --token "$JOIN_TOKEN" --token-ttl "$TOKEN_TTL" >/dev/null
 echo "naomi: join token for ${NODE_ADDRESS} valid for ${TOKEN_TTL}s"

@@ -36,9 +36,7 @@ class TreeDiff:
         if self.empty:
             lines.append("No changes.")
             return "\n".join(lines) + "\n"
-        lines.append(
-            f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed"
-        )
+        lines.append(f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed")
         lines.append("")
         for path in self.added:
             lines.append(f"- added `{path}`")
@@ -83,7 +81,9 @@ def render_revision(project_dir: Path, revision: str, stack: str, workdir: Path)
     )
     if archive.returncode != 0:
         message = archive.stderr.decode(errors="replace").strip().splitlines()
-        raise RenderError(f"cannot read git revision {revision!r}: {message[-1] if message else 'git failed'}")
+        raise RenderError(
+            f"cannot read git revision {revision!r}: {message[-1] if message else 'git failed'}"
+        )
     source = workdir / "source"
     source.mkdir()
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
@@ -93,8 +93,18 @@ def render_revision(project_dir: Path, revision: str, stack: str, workdir: Path)
     out = workdir / "render"
     env = {**os.environ, "PYTHONPATH": str(source)}
     result = subprocess.run(
-        [sys.executable, "-m", "naomi.cli", "render", "--stack", stack, "--out", str(out),
-         "--project-dir", str(source)],
+        [
+            sys.executable,
+            "-m",
+            "naomi.cli",
+            "render",
+            "--stack",
+            stack,
+            "--out",
+            str(out),
+            "--project-dir",
+            str(source),
+        ],
         cwd=source,
         env=env,
         capture_output=True,

@@ -1,0 +1,242 @@
+"""The S3 object store: a MinIO-API server (StatefulSet + PVC) or an external S3 endpoint.
+
+Root credentials are generated (`pulumi_random`) into a Secret; buckets are created by an
+idempotent Job (`mc mb --ignore-existing`) whose name carries a hash of the bucket list, so a
+new bucket re-runs it and nothing else does. Consumers never copy credentials: they get the
+endpoint and `secret_env()` (secret references) from this component. In external mode only
+the credentials Secret is created, from secret stack config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra import pods
+from infra.naming import labels, selector_labels
+from infra.profiles import Resources
+from infra.versions import MINIO_CLIENT_IMAGE, MINIO_IMAGE
+
+S3_PORT = 9000
+CONSOLE_PORT = 9001
+MINIO_UID = 10001  # high UID (checkov CKV_K8S_40); the image runs as any UID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalS3:
+    endpoint: str
+    region: str
+    access_key: pulumi.Input[str]
+    secret_key: pulumi.Input[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectStoreArgs:
+    namespace: pulumi.Input[str]
+    mode: Literal["minio", "external"] = "minio"
+    buckets: tuple[str, ...] = ("datasets", "mlflow", "flyte", "ray", "backups")
+    image: str = MINIO_IMAGE
+    client_image: str = MINIO_CLIENT_IMAGE
+    volume_size: str = "20Gi"
+    resources: Resources
+    job_resources: Resources
+    external: ExternalS3 | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode == "external" and self.external is None:
+            raise ValueError("ObjectStoreArgs.external is required when mode is 'external'")
+        if not self.buckets:
+            raise ValueError("ObjectStoreArgs.buckets must name at least one bucket")
+
+
+class ObjectStore(pulumi.ComponentResource):
+    """S3 endpoint plus a credentials Secret that consumers reference."""
+
+    endpoint: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    region: str
+
+    SECRET_KEYS = ("accessKey", "secretKey")
+
+    def __init__(self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:platform:ObjectStore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.mode == "external":
+            assert args.external is not None
+            access_key: pulumi.Input[str] = args.external.access_key
+            secret_key: pulumi.Input[str] = args.external.secret_key
+            self.region = args.external.region
+        else:
+            access_key = random.RandomString(
+                f"{name}-root-user", length=16, special=False, upper=False, opts=child
+            ).result
+            secret_key = random.RandomPassword(
+                f"{name}-root-password", length=40, special=False, opts=child
+            ).result
+            self.region = "us-east-1"
+        secret = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata={
+                "name": f"{name}-credentials",
+                "namespace": args.namespace,
+                "labels": labels("object-store", name),
+            },
+            type="Opaque",
+            string_data={"accessKey": access_key, "secretKey": secret_key},
+            opts=child,
+        )
+        self.secret_name = secret.metadata.name
+        if args.mode == "external":
+            assert args.external is not None
+            self.endpoint = pulumi.Output.from_input(args.external.endpoint)
+            self.register_outputs({"endpoint": self.endpoint, "secretName": self.secret_name})
+            return
+
+        service = k8s.core.v1.Service(
+            name,
+            metadata={"name": name, "namespace": args.namespace, "labels": labels("object-store", name)},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector_labels("object-store", name),
+                "ports": [
+                    {"name": "s3", "port": S3_PORT, "targetPort": "s3"},
+                    {"name": "console", "port": CONSOLE_PORT, "targetPort": "console"},
+                ],
+            },
+            opts=child,
+        )
+        credentials_env = [
+            pods.secret_env("MINIO_ROOT_USER", secret.metadata.name, "accessKey"),
+            pods.secret_env("MINIO_ROOT_PASSWORD", secret.metadata.name, "secretKey"),
+        ]
+        k8s.apps.v1.StatefulSet(
+            name,
+            metadata={
+                "name": name,
+                "namespace": args.namespace,
+                "labels": labels("object-store", name, version=args.image),
+            },
+            spec={
+                "serviceName": name,
+                "replicas": 1,
+                "selector": {"matchLabels": selector_labels("object-store", name)},
+                "template": {
+                    "metadata": {"labels": labels("object-store", name, version=args.image)},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": pods.pod_security_context(MINIO_UID),
+                        "containers": [
+                            pods.container(
+                                "minio",
+                                args.image,
+                                args.resources,
+                                args=[
+                                    "server",
+                                    "/data",
+                                    "--address",
+                                    f":{S3_PORT}",
+                                    "--console-address",
+                                    f":{CONSOLE_PORT}",
+                                ],
+                                env=[
+                                    *credentials_env,
+                                    {"name": "HOME", "value": "/tmp"},
+                                    {"name": "MINIO_BROWSER_REDIRECT", "value": "false"},
+                                ],
+                                ports=[
+                                    {"name": "s3", "containerPort": S3_PORT},
+                                    {"name": "console", "containerPort": CONSOLE_PORT},
+                                ],
+                                readinessProbe=pods.http_probe("/minio/health/ready", "s3"),
+                                livenessProbe=pods.http_probe("/minio/health/live", "s3", initial_delay=15),
+                                volumeMounts=[
+                                    {"name": "data", "mountPath": "/data"},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            )
+                        ],
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    },
+                },
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": args.volume_size}},
+                        },
+                    }
+                ],
+            },
+            opts=child,
+        )
+        self.endpoint = pulumi.Output.concat(
+            "http://", service.metadata.name, ".", args.namespace, f".svc.cluster.local:{S3_PORT}"
+        )
+        self._bucket_job(name, args, credentials_env, child)
+        self.register_outputs({"endpoint": self.endpoint, "secretName": self.secret_name})
+
+    def _bucket_job(
+        self,
+        name: str,
+        args: ObjectStoreArgs,
+        credentials: list[dict[str, Any]],
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        buckets = " ".join(sorted(args.buckets))
+        digest = hashlib.sha256(buckets.encode()).hexdigest()[:8]
+        script = (
+            "set -eu\n"
+            'mc alias set naomi "$S3_ENDPOINT" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null\n'
+            f'for bucket in {buckets}; do mc mb --ignore-existing "naomi/$bucket"; done\n'
+        )
+        k8s.batch.v1.Job(
+            f"{name}-buckets",
+            metadata={
+                "name": f"{name}-buckets-{digest}",
+                "namespace": args.namespace,
+                "labels": labels("object-store-buckets", name),
+            },
+            spec={
+                "backoffLimit": 10,
+                "ttlSecondsAfterFinished": 86400,
+                "template": {
+                    "metadata": {"labels": labels("object-store-buckets", name)},
+                    "spec": {
+                        "restartPolicy": "OnFailure",
+                        "automountServiceAccountToken": False,
+                        "securityContext": pods.pod_security_context(MINIO_UID),
+                        "containers": [
+                            pods.container(
+                                "buckets",
+                                args.client_image,
+                                args.job_resources,
+                                command=["/bin/sh", "-c", script],
+                                env=[
+                                    *credentials,
+                                    {"name": "S3_ENDPOINT", "value": self.endpoint},
+                                    {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
+                                ],
+                                volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+                            )
+                        ],
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    },
+                },
+            },
+            opts=child,
+        )
+
+    def secret_env(
+        self, access_key_var: str = "AWS_ACCESS_KEY_ID", secret_key_var: str = "AWS_SECRET_ACCESS_KEY"
+    ) -> list[dict[str, Any]]:
+        """Environment entries that read this store's credentials by secret reference."""
+        return [
+            pods.secret_env(access_key_var, self.secret_name, "accessKey"),
+            pods.secret_env(secret_key_var, self.secret_name, "secretKey"),
+        ]

@@ -1,0 +1,143 @@
+"""Every rendered object validates against real schemas; the validators catch broken input."""
+
+from __future__ import annotations
+
+import pytest
+
+from naomi.render.tree import Rendered
+from naomi.validate import (
+    Reference,
+    ValidationFailure,
+    unknown_value_keys,
+    validate_helm_values,
+    validate_object,
+)
+from stacks.config import load_stack_config
+from tests.conftest import EXAMPLE_STACKS
+
+
+def _kubernetes_version(stack: str, project_dir) -> str:  # type: ignore[no-untyped-def]
+    from naomi.render.engine import load_stack_file
+
+    values, secrets = load_stack_file(project_dir / "stacks" / f"Pulumi.{stack}.yaml")
+    return load_stack_config(values, set(secrets)).kubernetes_version
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_rendered_objects_validate_against_kubernetes_and_crd_schemas(
+    renders: dict[str, Rendered],
+    reference: Reference,
+    project_dir,
+    stack: str,  # type: ignore[no-untyped-def]
+) -> None:
+    version = _kubernetes_version(stack, project_dir)
+    for obj in renders[stack].kubernetes:
+        validate_object(obj, version, reference)
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_helm_values_exist_in_chart_defaults(
+    renders: dict[str, Rendered], reference: Reference, stack: str
+) -> None:
+    for release in renders[stack].helm:
+        validate_helm_values(release, reference)
+
+
+GOOD_SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "web", "namespace": "naomi-platform"},
+    "spec": {"ports": [{"name": "http", "port": 80}], "selector": {"app": "web"}},
+}
+
+
+def test_valid_object_passes(reference: Reference) -> None:
+    validate_object(GOOD_SERVICE, "1.32", reference)
+
+
+def test_wrong_field_type_fails(reference: Reference) -> None:
+    broken = {**GOOD_SERVICE, "spec": {"ports": [{"name": "http", "port": "eighty"}]}}
+    with pytest.raises(
+        ValidationFailure, match=r"Service naomi-platform/web .*'eighty' is not of type 'integer'"
+    ):
+        validate_object(broken, "1.32", reference)
+
+
+def test_unknown_field_fails(reference: Reference) -> None:
+    broken = {**GOOD_SERVICE, "spec": {**GOOD_SERVICE["spec"], "clusterIp": "None"}}
+    with pytest.raises(ValidationFailure, match="clusterIp"):
+        validate_object(broken, "1.32", reference)
+
+
+def test_removed_api_version_fails(reference: Reference) -> None:
+    removed = {
+        "apiVersion": "policy/v1beta1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "pdb"},
+        "spec": {"maxUnavailable": 1},
+    }
+    with pytest.raises(ValidationFailure, match="unknown kind or removed API version"):
+        validate_object(removed, "1.32", reference)
+
+
+def test_custom_resource_checked_against_its_crd(reference: Reference) -> None:
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "m", "namespace": "naomi-monitoring"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "endpoints": [{"port": "metrics"}]},
+    }
+    validate_object(monitor, "1.32", reference)
+    broken = {
+        **monitor,
+        "spec": {**monitor["spec"], "endpoints": [{"port": "metrics", "intervalSeconds": 30}]},
+    }
+    with pytest.raises(ValidationFailure, match=r"endpoints\.0: Additional properties are not allowed"):
+        validate_object(broken, "1.32", reference)
+    wrong_type = {**monitor, "spec": {**monitor["spec"], "endpoints": "metrics"}}
+    with pytest.raises(ValidationFailure, match="is not of type 'array'"):
+        validate_object(wrong_type, "1.32", reference)
+
+
+def test_custom_resource_without_schema_fails(reference: Reference) -> None:
+    unknown = {"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
+    with pytest.raises(ValidationFailure, match="without a CRD schema"):
+        validate_object(unknown, "1.32", reference)
+
+
+def test_unknown_chart_value_key_is_reported(reference: Reference) -> None:
+    release = {
+        "release": "kuberay-operator",
+        "chart": "kuberay-operator",
+        "version": "1.7.0",
+        "values": {"image": {"tag": "v1.7.0"}, "resources": {"limits": {"cpu": "1"}}, "nodeSelctor": {}},
+    }
+    with pytest.raises(ValidationFailure, match=r"keys not in the chart's values.yaml: nodeSelctor"):
+        validate_helm_values(release, reference)
+
+
+def test_naomis_misplaced_mlflow_key_would_have_been_caught() -> None:
+    # NAOMI set mlflow.tracking.externalS3.*, which the Bitnami chart reads at mlflow.externalS3.
+    defaults = {
+        "tracking": {"auth": {"enabled": True}, "service": {"type": "ClusterIP"}},
+        "externalS3": {"host": ""},
+    }
+    values = {"tracking": {"externalS3": {"host": "minio"}}}
+    assert unknown_value_keys(values, defaults) == ["tracking.externalS3"]
+
+
+def test_empty_default_maps_and_free_form_paths_take_any_key() -> None:
+    defaults = {"podAnnotations": {}, "grafana": {"enabled": True}, "image": {"tag": "1"}}
+    values = {"podAnnotations": {"a": "b"}, "grafana": {"grafana.ini": {"x": 1}}, "image": {"tga": "2"}}
+    assert unknown_value_keys(values, defaults, ("grafana",)) == ["image.tga"]
+
+
+def test_traefik_values_schema_is_enforced(reference: Reference) -> None:
+    release = {
+        "release": "gw",
+        "chart": "traefik",
+        "version": "41.3.0",
+        "values": {"ports": {"web": {"port": "x"}}},
+    }
+    with pytest.raises(ValidationFailure, match=r"ports\.web\.port"):
+        validate_helm_values(release, reference)
