@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # On a joining node: join the cluster at BOOTSTRAP_ADDRESS (workers with --worker), once.
 # Parameters: BOOTSTRAP_ADDRESS, JOIN_PORT, JOIN_TOKEN, ROLE (control-plane|worker).
+# NAOMI_ROOT prefixes file paths for the test harness.
 set -euo pipefail
-if [ -f /var/snap/microk8s/current/var/lock/clustered.lock ]; then
+root="${NAOMI_ROOT:-}"
+if [ -f "$root/var/snap/microk8s/current/var/lock/clustered.lock" ]; then
   echo "naomi: already part of a cluster"
   exit 0
 fi

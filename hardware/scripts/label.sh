@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the first control plane: apply labels and taints to the node at NODE_ADDRESS.
+# On the first control plane: make the node at NODE_ADDRESS carry LABELS and TAINTS, changing
+# only what differs (a second run makes no API call that writes).
 # Parameters: NODE_ADDRESS, LABELS ("k=v k=v"), TAINTS ("k=v:Effect ...", may be empty).
 set -euo pipefail
 name=""
@@ -9,10 +10,25 @@ for _ in $(seq 1 60); do
   sleep 5
 done
 [ -n "$name" ] || { echo "naomi: no node with address ${NODE_ADDRESS} registered after 5 minutes" >&2; exit 1; }
-read -r -a node_labels <<<"$LABELS"
-microk8s kubectl label node "$name" --overwrite "${node_labels[@]}"
-read -r -a taints <<<"${TAINTS:-}"
-if [ "${#taints[@]}" -gt 0 ]; then
-  microk8s kubectl taint node "$name" --overwrite "${taints[@]}"
+
+# shellcheck disable=SC2016 # $k and $v belong to the go-template, not to the shell
+current_labels="$(microk8s kubectl get node "$name" -o go-template='{{range $k, $v := .metadata.labels}}{{$k}}={{$v}}{{"\n"}}{{end}}')"
+missing_labels=()
+read -r -a wanted_labels <<<"$LABELS"
+for label in "${wanted_labels[@]}"; do
+  grep -qxF "$label" <<<"$current_labels" || missing_labels+=("$label")
+done
+if [ "${#missing_labels[@]}" -gt 0 ]; then
+  microk8s kubectl label node "$name" --overwrite "${missing_labels[@]}"
 fi
-echo "naomi: labelled ${name}"
+
+current_taints="$(microk8s kubectl get node "$name" -o go-template='{{range .spec.taints}}{{.key}}={{.value}}:{{.effect}}{{"\n"}}{{end}}')"
+missing_taints=()
+read -r -a wanted_taints <<<"${TAINTS:-}"
+for taint in "${wanted_taints[@]}"; do
+  grep -qxF "$taint" <<<"$current_taints" || missing_taints+=("$taint")
+done
+if [ "${#missing_taints[@]}" -gt 0 ]; then
+  microk8s kubectl taint node "$name" --overwrite "${missing_taints[@]}"
+fi
+echo "naomi: ${name} labelled (${#missing_labels[@]} labels and ${#missing_taints[@]} taints changed)"
