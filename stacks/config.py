@@ -118,6 +118,9 @@ class MicroK8sSettings(_Model):
 
 
 class KubeconfigSettings(_Model):
+    """An existing cluster: the kubeconfig comes from `naomi:kubeconfig` (secret) or a file."""
+
+    path: str | None = Field(default=None, min_length=1, description="kubeconfig file, e.g. ~/.kube/config")
     context: str | None = None
 
 
@@ -363,7 +366,10 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _cross_section_rules(self) -> StackConfig:
         _require(self, self.cluster.mode == "microk8s", "ssh_private_key", "cluster.mode 'microk8s' (SSH)")
-        _require(self, self.cluster.mode == "kubeconfig", "kubeconfig", "cluster.mode 'kubeconfig'")
+        from_file = self.cluster.kubeconfig.path is not None
+        if from_file and self.kubeconfig is not None:
+            raise _KeyError(("cluster", "kubeconfig", "path"), "set either this path or naomi:kubeconfig, not both")
+        _require(self, self.cluster.mode == "kubeconfig" and not from_file, "kubeconfig", "cluster.mode 'kubeconfig'")
         if self.layers.platform and self.gateway is None:
             raise _KeyError(
                 ("gateway",), "required when layers.platform is on: {address: <node IP or DNS name>}"

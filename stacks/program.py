@@ -8,6 +8,7 @@ the only module with side effects; every decision below is taken from the typed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -79,6 +80,11 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
             ),
         )
         kubeconfig = microk8s.kubeconfig
+    elif cluster.mode == "kubeconfig" and cluster.kubeconfig.path is not None:
+        path = Path(cluster.kubeconfig.path).expanduser()
+        if not path.is_file():
+            raise pulumi.RunError(f"naomi:cluster.kubeconfig.path: no such file: {path}")
+        kubeconfig = pulumi.Output.secret(path.read_text())
     elif cluster.mode == "kubeconfig":
         assert config.kubeconfig is not None  # guaranteed by the config model
         kubeconfig = pulumi.Output.secret(config.kubeconfig.get_secret_value())

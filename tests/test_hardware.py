@@ -117,3 +117,26 @@ def test_render_is_unchanged_by_evaluating_twice(
     evaluations: dict[str, Evaluation], project_dir: Path
 ) -> None:
     assert render(evaluate_stack(project_dir, "lab-ha")).files == render(evaluations["lab-ha"]).files
+
+
+def test_existing_cluster_kubeconfig_from_a_file(tmp_path: Path) -> None:
+    import json
+
+    import pulumi
+
+    from naomi.paths import PROJECT_DIR
+    from naomi.render.engine import evaluate, stack_program
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    config = {
+        "naomi:cluster": json.dumps({"mode": "kubeconfig", "kubeconfig": {"path": str(kubeconfig)}}),
+        "naomi:gateway": json.dumps({"address": "10.0.0.5"}),
+    }
+    evaluation = evaluate(stack_program(PROJECT_DIR), "file", config, [])
+    provider = next(r for r in evaluation.records if r.type == "pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "<secret>"  # a real file's content is never shown
+    assert "kubeconfig" in evaluation.secret_outputs
+    missing = {**config, "naomi:cluster": json.dumps({"mode": "kubeconfig", "kubeconfig": {"path": "/nonexistent/kc"}})}
+    with pytest.raises(pulumi.RunError, match=r"^naomi:cluster.kubeconfig.path: no such file: /nonexistent/kc$"):
+        evaluate(stack_program(PROJECT_DIR), "file", missing, [])
