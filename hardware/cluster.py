@@ -17,7 +17,7 @@ import pulumi_command as command
 import pulumi_random as random
 
 from hardware.inventory import Node
-from hardware.steps import connection, fingerprint, script_command
+from hardware.steps import connection, fingerprint, script_command, script_text
 
 JOIN_PORT = 25000
 
@@ -170,9 +170,25 @@ class MicroK8sCluster(pulumi.ComponentResource):
                 f"{name}-{node.name}-join",
                 connection=connection(node, private_key),
                 create=token.result.apply(partial(_with_token, "join.sh", join_parameters)),
-                delete=script_command("leave.sh", {}),
                 triggers=[fingerprint("join.sh", join_parameters)],
                 opts=pulumi.ResourceOptions(parent=host, depends_on=[issued]),
+            )
+            # Leaving runs from the operator's machine so that a host that is already gone
+            # cannot block its own removal (a remote command would fail to connect).
+            command.local.Command(
+                f"{name}-{node.name}-leave",
+                create=f"echo 'naomi: {node.name} joined; on removal it leaves first'",
+                delete=script_command("leave-over-ssh.sh", {}, as_root=False),
+                environment={
+                    "NODE_ADDRESS": node.address,
+                    "SSH_PORT": str(node.ssh_port),
+                    "SSH_USER": node.ssh_user,
+                    "HOST_KEY": node.host_key,
+                    "NAOMI_SSH_PRIVATE_KEY": private_key,
+                    "LEAVE_SCRIPT": script_text("leave.sh"),
+                },
+                triggers=[fingerprint("leave-over-ssh.sh", {}), fingerprint("leave.sh", {})],
+                opts=pulumi.ResourceOptions(parent=host, depends_on=[joined]),
             )
             joined_by_node[node.name] = joined
             if node.role == "control-plane":

@@ -26,13 +26,20 @@ def script_text(name: str) -> str:
     return resources.files("hardware").joinpath("scripts", name).read_text()
 
 
-def script_command(name: str, parameters: Mapping[str, str]) -> str:
-    """`VAR=value ... bash -s` with the script as a quoted heredoc (no expansion on the way)."""
+def script_command(name: str, parameters: Mapping[str, str], *, as_root: bool = True) -> str:
+    """`sudo -n env VAR=value ... bash -s` with the script as a quoted heredoc (no expansion).
+
+    Remote steps need root (snap, microk8s, /boot): the SSH user needs passwordless sudo, and
+    `sudo -n` fails at once with "a password is required" instead of hanging.
+    """
     text = script_text(name)
     if HEREDOC in text:
         raise ValueError(f"script {name} must not contain the heredoc marker {HEREDOC}")
     assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(parameters.items()))
-    return f"{assignments} bash -s <<'{HEREDOC}'\n{text}{HEREDOC}\n".lstrip()
+    words = ["sudo -n"] if as_root else []
+    words += ["env", assignments] if assignments else []
+    launcher = " ".join([*words, "bash -s"])
+    return f"{launcher} <<'{HEREDOC}'\n{text}{HEREDOC}\n"
 
 
 def fingerprint(name: str, parameters: Mapping[str, str]) -> str:

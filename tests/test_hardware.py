@@ -66,6 +66,9 @@ def test_connections_pin_host_keys_and_keep_the_private_key_secret(renders: dict
             continue
         document = yaml.safe_load(text)
         connection = document["connection"]
+        if not connection:  # operator-side leave steps pin the key in their environment
+            assert document["environment"]["HOST_KEY"].startswith("ssh-ed25519 "), path
+            continue
         assert connection["hostKey"].startswith("ssh-ed25519 "), path
         assert connection["privateKey"] == "<secret>", path
         assert connection["dialErrorLimit"] == 20 and connection["perDialTimeout"] == 15
@@ -74,7 +77,11 @@ def test_connections_pin_host_keys_and_keep_the_private_key_secret(renders: dict
 def test_join_token_is_generated_and_never_plain(renders: dict[str, Rendered]) -> None:
     join = yaml.safe_load(renders["edge-lab"].files["commands/cluster-pi-1/06-join.yaml"])
     assert "JOIN_TOKEN='<secret:cluster-pi-1-join-token:result>'" in join["create"]
-    assert "microk8s leave" in join["delete"]
+    assert join["delete"] is None  # leaving is the operator-side leave step (tolerates a vanished host)
+    leave = yaml.safe_load(renders["edge-lab"].files["commands/cluster-pi-1/07-leave.yaml"])
+    assert "microk8s leave" in leave["environment"]["LEAVE_SCRIPT"]
+    assert leave["environment"]["NAOMI_SSH_PRIVATE_KEY"] == "<secret>"
+    assert leave["dependsOn"] == ["naomi:hardware:MicroK8sNode$command:remote:Command::cluster-pi-1-join"]
 
 
 def test_removing_a_node_runs_remove_node_on_the_bootstrap(renders: dict[str, Rendered]) -> None:
@@ -107,9 +114,9 @@ def test_triggers_change_only_for_steps_whose_script_changed(
 
 
 def test_node_labels_carry_board_role_and_user_labels(renders: dict[str, Rendered]) -> None:
-    labels = yaml.safe_load(renders["edge-lab"].files["commands/cluster-pi-1/07-labels.yaml"])
+    labels = yaml.safe_load(renders["edge-lab"].files["commands/cluster-pi-1/08-labels.yaml"])
     assert "LABELS='naomi.io/board=rpi5 naomi.io/role=worker naomi.io/site=bench'" in labels["create"]
-    taints = yaml.safe_load(renders["lab-ha"].files["commands/cluster-pi-3/07-labels.yaml"])
+    taints = yaml.safe_load(renders["lab-ha"].files["commands/cluster-pi-3/08-labels.yaml"])
     assert "TAINTS=naomi.io/low-memory=true:PreferNoSchedule" in taints["create"]
 
 

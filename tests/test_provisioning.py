@@ -193,3 +193,31 @@ def test_leave_is_idempotent(tmp_path: Path) -> None:
     _run_all(host, PI_STEPS)
     assert host.run("leave.sh", {}).changes == ["CHANGE microk8s leave"]
     assert host.run("leave.sh", {}).changes == []
+
+
+def _leave_environment(host: FakeHost) -> dict[str, str]:
+    from hardware.steps import script_text
+
+    return {
+        "NODE_ADDRESS": "192.168.50.21", "SSH_PORT": "22", "SSH_USER": "pi",
+        "HOST_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPi51naomiEdgeLabRaspberryPi5HostKey01",
+        "NAOMI_SSH_PRIVATE_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----",
+        "LEAVE_SCRIPT": script_text("leave.sh"),
+    }
+
+
+def test_leave_over_ssh_makes_a_reachable_node_leave(tmp_path: Path) -> None:
+    host = FakeHost(tmp_path, board="rpi5", machine="aarch64")
+    _run_all(host, PI_STEPS)
+    result = host.run("leave-over-ssh.sh", {}, as_root=False, **_leave_environment(host))
+    assert result.returncode == 0, result.stderr
+    assert result.changes == ["CHANGE microk8s leave"]
+    assert "192.168.50.21 left the cluster" in result.stdout
+
+
+def test_leave_over_ssh_tolerates_a_vanished_host(tmp_path: Path) -> None:
+    host = FakeHost(tmp_path, board="rpi5", machine="aarch64")
+    result = host.run("leave-over-ssh.sh", {}, as_root=False, FAKE_SSH="down", **_leave_environment(host))
+    assert result.returncode == 0
+    assert "192.168.50.21 is unreachable or failed to leave; continuing (remove-node follows)" in result.stderr
+    assert result.changes == []

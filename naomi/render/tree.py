@@ -159,9 +159,14 @@ def _commands(records: list[Record], by_urn: dict[str, Record]) -> dict[str, str
             for secret_field in ("privateKey", "password", "privateKeyPassword"):
                 if secret_field in connection:
                     connection[secret_field] = "<secret>"
+            environment = {
+                key: ("<secret>" if "KEY" in key and "HOST_KEY" not in key else value)
+                for key, value in (record.inputs.get("environment") or {}).items()
+            }
             document = {
                 "resource": record.id,
                 "connection": connection,
+                "environment": environment,
                 "create": record.inputs.get("create"),
                 "update": record.inputs.get("update"),
                 "delete": record.inputs.get("delete"),

@@ -28,6 +28,8 @@ COMMANDS = (
     "findmnt",
     "df",
     "flock",
+    "sudo",
+    "ssh",
 )
 MODELS = {"rpi4": "Raspberry Pi 4 Model B Rev 1.5", "rpi5": "Raspberry Pi 5 Model B Rev 1.0", "generic": ""}
 
@@ -95,7 +97,7 @@ class FakeHost:
             if p.is_file() and p.name != "calls.log"
         }
 
-    def run(self, script: str, parameters: dict[str, str], **fake: str) -> Result:
+    def run(self, script: str, parameters: dict[str, str], *, as_root: bool = True, **fake: str) -> Result:
         log = self.root / ".fake" / "calls.log"
         before = log.read_text().splitlines() if log.exists() else []
         env = {
