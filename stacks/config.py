@@ -368,8 +368,15 @@ class StackConfig(_Model):
         _require(self, self.cluster.mode == "microk8s", "ssh_private_key", "cluster.mode 'microk8s' (SSH)")
         from_file = self.cluster.kubeconfig.path is not None
         if from_file and self.kubeconfig is not None:
-            raise _KeyError(("cluster", "kubeconfig", "path"), "set either this path or naomi:kubeconfig, not both")
-        _require(self, self.cluster.mode == "kubeconfig" and not from_file, "kubeconfig", "cluster.mode 'kubeconfig'")
+            raise _KeyError(
+                ("cluster", "kubeconfig", "path"), "set either this path or naomi:kubeconfig, not both"
+            )
+        _require(
+            self,
+            self.cluster.mode == "kubeconfig" and not from_file,
+            "kubeconfig",
+            "cluster.mode 'kubeconfig'",
+        )
         if self.layers.platform and self.gateway is None:
             raise _KeyError(
                 ("gateway",), "required when layers.platform is on: {address: <node IP or DNS name>}"
@@ -381,6 +388,13 @@ class StackConfig(_Model):
             for key in ("object_store_access_key", "object_store_secret_key"):
                 _require(self, True, key, "objectStore.mode 'external'")
         if self.cluster.mode == "microk8s":
+            channel_version = self.cluster.microk8s.channel.split("/")[0].removesuffix("-strict")
+            if channel_version != self.kubernetes_version:
+                raise _KeyError(
+                    ("cluster", "microk8s", "channel"),
+                    f"channel {self.cluster.microk8s.channel} installs Kubernetes {channel_version}, "
+                    f"but kubernetesVersion is {self.kubernetes_version}; change both together",
+                )
             present = self.cluster.architectures
             for index, pool in enumerate(self.ray.pools):
                 if pool.min > 0 and pool.arch not in present:

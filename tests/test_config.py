@@ -82,6 +82,11 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
             "invalid stack config: naomi:serving.models[0].pool: unknown Ray pool 'gpu'; pools: pi, x86",
         ),
         (
+            {**BASE_CONFIG, "naomi:kubernetesVersion": "1.33"},
+            "invalid stack config: naomi:cluster.microk8s.channel: channel 1.32/stable installs Kubernetes 1.32, "
+            "but kubernetesVersion is 1.33; change both together",
+        ),
+        (
             {**BASE_CONFIG, "naomi:profile": "huge"},
             "invalid stack config: naomi:profile: Input should be 'edge', 'lab' or 'full' (got \"huge\")",
         ),
@@ -96,6 +101,7 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
         "wrong-type",
         "bad-quantity",
         "unknown-pool",
+        "channel-version",
         "unknown-profile",
     ],
 )

@@ -144,6 +144,11 @@ def test_existing_cluster_kubeconfig_from_a_file(tmp_path: Path) -> None:
     provider = next(r for r in evaluation.records if r.type == "pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "<secret>"  # a real file's content is never shown
     assert "kubeconfig" in evaluation.secret_outputs
-    missing = {**config, "naomi:cluster": json.dumps({"mode": "kubeconfig", "kubeconfig": {"path": "/nonexistent/kc"}})}
-    with pytest.raises(pulumi.RunError, match=r"^naomi:cluster.kubeconfig.path: no such file: /nonexistent/kc$"):
+    missing = {
+        **config,
+        "naomi:cluster": json.dumps({"mode": "kubeconfig", "kubeconfig": {"path": "/nonexistent/kc"}}),
+    }
+    with pytest.raises(
+        pulumi.RunError, match=r"^naomi:cluster.kubeconfig.path: no such file: /nonexistent/kc$"
+    ):
         evaluate(stack_program(PROJECT_DIR), "file", missing, [])

@@ -199,7 +199,9 @@ def _leave_environment(host: FakeHost) -> dict[str, str]:
     from hardware.steps import script_text
 
     return {
-        "NODE_ADDRESS": "192.168.50.21", "SSH_PORT": "22", "SSH_USER": "pi",
+        "NODE_ADDRESS": "192.168.50.21",
+        "SSH_PORT": "22",
+        "SSH_USER": "pi",
         "HOST_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPi51naomiEdgeLabRaspberryPi5HostKey01",
         "NAOMI_SSH_PRIVATE_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----",
         "LEAVE_SCRIPT": script_text("leave.sh"),
@@ -219,5 +221,7 @@ def test_leave_over_ssh_tolerates_a_vanished_host(tmp_path: Path) -> None:
     host = FakeHost(tmp_path, board="rpi5", machine="aarch64")
     result = host.run("leave-over-ssh.sh", {}, as_root=False, FAKE_SSH="down", **_leave_environment(host))
     assert result.returncode == 0
-    assert "192.168.50.21 is unreachable or failed to leave; continuing (remove-node follows)" in result.stderr
+    assert (
+        "192.168.50.21 is unreachable or failed to leave; continuing (remove-node follows)" in result.stderr
+    )
     assert result.changes == []

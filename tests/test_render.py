@@ -161,7 +161,11 @@ def test_diff_against_a_git_revision_shows_only_the_edit(tmp_path: Path, project
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "base"], check=True)
     stack_file = clone / "stacks" / "Pulumi.edge-lab.yaml"
-    stack_file.write_text(stack_file.read_text().replace("channel: 1.32/stable", "channel: 1.33/stable"))
+    stack_file.write_text(
+        stack_file.read_text()
+        .replace("channel: 1.32/stable", "channel: 1.33/stable")
+        .replace('naomi:kubernetesVersion: "1.32"', 'naomi:kubernetesVersion: "1.33"')
+    )
     result = subprocess.run(
         [
             sys.executable,
