@@ -23,6 +23,8 @@ class PlatformNamespaceArgs:
     name: str
     pod_security: PodSecurityLevel = "restricted"
     default_deny: bool = True
+    # Controllers (operators, Flyte, Prometheus) talk to the Kubernetes API server.
+    api_server_egress: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.startswith(f"{PART_OF}-"):
@@ -71,6 +73,13 @@ class PlatformNamespace(pulumi.ComponentResource):
                     "ingress": [{"from": [{"podSelector": {}}]}],
                     "egress": [
                         {"to": [{"podSelector": {}}]},
+                        # Within the platform, egress is open and each service's ingress allows
+                        # decide (object store, MLflow, ...): one place to read who may connect.
+                        {
+                            "to": [
+                                {"namespaceSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
+                            ]
+                        },
                         {
                             "to": [
                                 {
@@ -86,4 +95,42 @@ class PlatformNamespace(pulumi.ComponentResource):
                 },
                 opts=child,
             )
+            if args.api_server_egress:
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-allow-api-server",
+                    metadata={"name": "allow-api-server", "namespace": args.name},
+                    spec={
+                        "podSelector": {},
+                        "policyTypes": ["Egress"],
+                        "egress": [
+                            {"ports": [{"protocol": "TCP", "port": port} for port in (443, 6443, 16443)]}
+                        ],
+                    },
+                    opts=child,
+                )
         self.register_outputs({"name": self.name})
+
+
+def allow_from_platform(
+    name: str,
+    namespace: pulumi.Input[str],
+    pod_selector: dict[str, str],
+    port: int,
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """Let pods of every platform namespace reach `port` of the selected pods (e.g. S3, MLflow)."""
+    return k8s.networking.v1.NetworkPolicy(
+        f"{name}-from-platform",
+        metadata={"name": f"allow-platform-to-{name}", "namespace": namespace},
+        spec={
+            "podSelector": {"matchLabels": pod_selector},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}],
+                    "ports": [{"protocol": "TCP", "port": port}],
+                }
+            ],
+        },
+        opts=opts,
+    )

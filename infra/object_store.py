@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
+from infra.namespace import allow_from_platform
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
 from infra.versions import MINIO_CLIENT_IMAGE, MINIO_IMAGE
@@ -46,6 +47,7 @@ class ObjectStoreArgs:
     resources: Resources
     job_resources: Resources
     external: ExternalS3 | None = None
+    console_url: str | None = None  # the console's public URL behind the gateway
 
     def __post_init__(self) -> None:
         if self.mode == "external" and self.external is None:
@@ -146,7 +148,11 @@ class ObjectStore(pulumi.ComponentResource):
                                 env=[
                                     *credentials_env,
                                     {"name": "HOME", "value": "/tmp"},
-                                    {"name": "MINIO_BROWSER_REDIRECT", "value": "false"},
+                                    *(
+                                        [{"name": "MINIO_BROWSER_REDIRECT_URL", "value": args.console_url}]
+                                        if args.console_url
+                                        else [{"name": "MINIO_BROWSER", "value": "off"}]
+                                    ),
                                 ],
                                 ports=[
                                     {"name": "s3", "containerPort": S3_PORT},
@@ -175,6 +181,7 @@ class ObjectStore(pulumi.ComponentResource):
             },
             opts=child,
         )
+        allow_from_platform(name, args.namespace, selector_labels("object-store", name), S3_PORT, child)
         self.endpoint = pulumi.Output.concat(
             "http://", service.metadata.name, ".", args.namespace, f".svc.cluster.local:{S3_PORT}"
         )

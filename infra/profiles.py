@@ -35,6 +35,7 @@ class Profile:
     postgres: Resources
     postgres_volume: str
     mlflow: Resources
+    gateway: Resources
     helper: Resources  # short-lived Jobs (bucket setup, backups)
 
 
@@ -48,6 +49,7 @@ PROFILES: dict[ProfileName, Profile] = {
         postgres=Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"),
         postgres_volume="5Gi",
         mlflow=Resources(cpu_request="100m", memory_request="384Mi", cpu_limit="1", memory_limit="1Gi"),
+        gateway=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"),
         helper=_SMALL_HELPER,
     ),
     "lab": Profile(
@@ -57,6 +59,7 @@ PROFILES: dict[ProfileName, Profile] = {
         postgres=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="1Gi"),
         postgres_volume="20Gi",
         mlflow=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="2Gi"),
+        gateway=Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"),
         helper=_SMALL_HELPER,
     ),
     "full": Profile(
@@ -66,6 +69,7 @@ PROFILES: dict[ProfileName, Profile] = {
         postgres=Resources(cpu_request="1", memory_request="1Gi", cpu_limit="4", memory_limit="4Gi"),
         postgres_volume="100Gi",
         mlflow=Resources(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="4Gi"),
+        gateway=Resources(cpu_request="250m", memory_request="256Mi", cpu_limit="2", memory_limit="1Gi"),
         helper=_SMALL_HELPER,
     ),
 }

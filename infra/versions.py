@@ -35,7 +35,7 @@ RAY_IMAGES = {
     "arm64": f"docker.io/rayproject/ray:{RAY_VERSION}-py311-aarch64",
 }
 
-POSTGRES_IMAGE = "docker.io/library/postgres:17.6-alpine3.22"
+POSTGRES_IMAGE = "docker.io/library/postgres:17.6-bookworm"
 # MinIO community images are no longer published upstream (source-only since Oct 2025);
 # pgsty/minio is a maintained, multi-arch rebuild of the same server. Configurable per stack.
 MINIO_IMAGE = "docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"

@@ -121,14 +121,12 @@ def validate_object(obj: Mapping[str, Any], kubernetes_version: str, reference: 
     key = (str(obj.get("apiVersion")), str(obj.get("kind")))
     if reference is not None and key in reference.crd_schemas:
         body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-        schema = dict(reference.crd_schemas[key])
+        envelope = ("apiVersion", "kind", "metadata")
+        full = reference.crd_schemas[key]
         schema = {
-            **schema,
-            "properties": {
-                k: v
-                for k, v in schema.get("properties", {}).items()
-                if k not in ("apiVersion", "kind", "metadata")
-            },
+            **full,
+            "properties": {k: v for k, v in full.get("properties", {}).items() if k not in envelope},
+            "required": [k for k in full.get("required", []) if k not in envelope],
         }
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(body), key=lambda e: list(e.path))
         if errors:

@@ -192,7 +192,7 @@ class TlsSettings(_Model):
 
 class GatewayConfig(_Model):
     address: Host = Field(description="the node IP or DNS name users type in the browser")
-    https_port: int = Field(default=443, ge=1, le=65535)
+    https_port: int = Field(default=30443, ge=30000, le=32767, description="the gateway's NodePort")
     tls: TlsSettings = TlsSettings()
     users: tuple[K8sName, ...] = ("admin",)
 

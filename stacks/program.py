@@ -16,8 +16,13 @@ from pulumi.runtime import config as runtime_config
 
 from hardware.cluster import MicroK8sCluster, MicroK8sClusterArgs
 from hardware.inventory import Node, Taint
+from infra.gateway import Gateway, GatewayArgs, ProvidedCertificate, Route
+from infra.mlflow import PORT as MLFLOW_PORT
+from infra.mlflow import Mlflow, MlflowArgs
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
-from infra.object_store import ExternalS3, ObjectStore, ObjectStoreArgs
+from infra.naming import selector_labels
+from infra.object_store import CONSOLE_PORT, ExternalS3, ObjectStore, ObjectStoreArgs
+from infra.postgres import BackupTarget, Postgres, PostgresArgs
 from infra.profiles import PROFILES
 from infra.versions import MINIO_IMAGE
 from stacks.config import ConfigError, StackConfig, load_stack_config
@@ -106,11 +111,17 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
 class Platform:
     namespaces: dict[str, PlatformNamespace]
     object_store: ObjectStore
+    postgres: Postgres
+    mlflow: Mlflow | None
+    gateway: Gateway
 
 
 def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
+    assert config.gateway is not None  # required by the config model when the platform is on
     opts = pulumi.ResourceOptions(provider=access.provider)
     profile = PROFILES[config.profile]
+    gateway_config = config.gateway
+    base_url = GatewayArgs.url(gateway_config.address, gateway_config.https_port)
     wanted = ["platform", "gateway", "workloads"]
     if config.ray.enabled:
         wanted.append("ray")
@@ -118,10 +129,17 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
         wanted.append("monitoring")
     if config.layers.serving and config.serving.models:
         wanted.append("serving")
+    controllers = {"platform", "ray", "monitoring", "gateway"}
     namespaces = {
-        key: PlatformNamespace(f"ns-{key}", PlatformNamespaceArgs(name=NAMESPACES[key]), opts=opts)
+        key: PlatformNamespace(
+            f"ns-{key}",
+            PlatformNamespaceArgs(name=NAMESPACES[key], api_server_egress=key in controllers),
+            opts=opts,
+        )
         for key in wanted
     }
+    platform_ns = namespaces["platform"].name
+
     store = config.object_store
     external = None
     if store.mode == "external":
@@ -137,7 +155,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
     object_store = ObjectStore(
         "object-store",
         ObjectStoreArgs(
-            namespace=namespaces["platform"].name,
+            namespace=platform_ns,
             mode=store.mode,
             buckets=store.buckets,
             image=store.image or MINIO_IMAGE,
@@ -145,10 +163,111 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
             resources=profile.object_store,
             job_resources=profile.helper,
             external=external,
+            console_url=f"{base_url}/minio/" if store.mode == "minio" else None,
         ),
         opts=opts,
     )
-    return Platform(namespaces=namespaces, object_store=object_store)
+
+    consumers: list[str] = []
+    if config.mlflow.enabled:
+        consumers += ["mlflow", "mlflow_auth"]
+    if config.flyte.enabled:
+        consumers.append("flyte")
+    postgres = Postgres(
+        "postgres",
+        PostgresArgs(
+            namespace=platform_ns,
+            consumers=tuple(consumers),
+            resources=profile.postgres,
+            job_resources=profile.helper,
+            volume_size=config.postgres.size or profile.postgres_volume,
+            backup=BackupTarget(endpoint=object_store.endpoint, credentials_secret=object_store.secret_name)
+            if "backups" in store.buckets
+            else None,
+            backup_schedule=config.postgres.backup.schedule,
+            backup_retention_days=config.postgres.backup.retention_days,
+        ),
+        opts=opts,
+    )
+
+    routes: list[Route] = []
+    mlflow = None
+    if config.mlflow.enabled:
+        mlflow = Mlflow(
+            "mlflow",
+            MlflowArgs(
+                namespace=platform_ns,
+                resources=profile.mlflow,
+                backend_uri_secret=postgres.consumer_secret("mlflow"),
+                auth_database_uri=postgres.consumer_uri("mlflow_auth"),
+                object_store_endpoint=object_store.endpoint,
+                object_store_secret=object_store.secret_name,
+                external_host=gateway_config.address,
+            ),
+            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres]),
+        )
+        routes.append(
+            Route(
+                name="mlflow",
+                prefix="/mlflow",
+                namespace=NAMESPACES["platform"],
+                service="mlflow",
+                port=MLFLOW_PORT,
+                pod_selector=selector_labels("mlflow", "mlflow"),
+                auth=False,
+            )
+        )
+    if store.mode == "minio":
+        routes.append(
+            Route(
+                name="object-store-console",
+                prefix="/minio",
+                namespace=NAMESPACES["platform"],
+                service="object-store",
+                port=CONSOLE_PORT,
+                pod_selector=selector_labels("object-store", "object-store"),
+                strip_prefix=True,
+            )
+        )
+    provided = None
+    if gateway_config.tls.mode == "provided":
+        assert config.tls_certificate is not None and config.tls_private_key is not None
+        provided = ProvidedCertificate(
+            certificate=pulumi.Output.secret(config.tls_certificate.get_secret_value()),
+            private_key=pulumi.Output.secret(config.tls_private_key.get_secret_value()),
+        )
+    gateway = Gateway(
+        "gateway",
+        GatewayArgs(
+            namespace=NAMESPACES["gateway"],
+            address=gateway_config.address,
+            node_port=gateway_config.https_port,
+            resources=profile.gateway,
+            users=gateway_config.users,
+            routes=tuple(routes),
+            tls_mode=gateway_config.tls.mode,
+            provided=provided,
+        ),
+        opts=pulumi.ResourceOptions(provider=access.provider, depends_on=list(namespaces.values())),
+    )
+    return Platform(namespaces, object_store, postgres, mlflow, gateway)
+
+
+def export_platform(platform: Platform) -> None:
+    """Endpoints users type, Secret names operators read, and credentials as secret outputs."""
+    gateway = platform.gateway
+    pulumi.export("namespaces", {key: ns.name for key, ns in sorted(platform.namespaces.items())})
+    urls: dict[str, str] = {"objectStoreConsole": f"{gateway.base_url}/minio/"}
+    if platform.mlflow is not None:
+        urls["mlflow"] = f"{gateway.base_url}/mlflow/"
+        pulumi.export("mlflowTrackingUri", f"{gateway.base_url}/mlflow")
+        pulumi.export("mlflowInClusterUri", platform.mlflow.url)
+        pulumi.export("mlflowAdminSecret", platform.mlflow.admin_secret)
+    pulumi.export("urls", urls)
+    pulumi.export("gatewayCaCertificate", gateway.ca_certificate)
+    pulumi.export("gatewayUsers", gateway.users)
+    pulumi.export("objectStoreEndpoint", platform.object_store.endpoint)
+    pulumi.export("objectStoreCredentialsSecret", platform.object_store.secret_name)
 
 
 def main() -> None:
@@ -157,9 +276,4 @@ def main() -> None:
     access = cluster_layer(config)
     pulumi.export("kubeconfig", access.kubeconfig)
     if config.layers.platform:
-        platform = platform_layer(config, access)
-        pulumi.export("namespaces", {key: ns.name for key, ns in sorted(platform.namespaces.items())})
-        pulumi.export("objectStoreEndpoint", platform.object_store.endpoint)
-        pulumi.export("objectStoreCredentialsSecret", platform.object_store.secret_name)
-        if config.gateway is not None:
-            pulumi.export("gatewayAddress", config.gateway.address)
+        export_platform(platform_layer(config, access))

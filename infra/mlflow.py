@@ -1,0 +1,230 @@
+"""MLflow tracking server and model registry: Postgres backend, artifacts proxied to S3, auth on.
+
+The server runs the basic-auth app with a generated admin password (never MLflow's old
+`password1234`), proxies artifacts (`--serve-artifacts --artifacts-destination s3://<bucket>`)
+so clients need no object-store credentials, and accepts only the Host headers it is reached
+by. `server_args`, `server_environment` and `auth_ini` are pure functions: the component and
+the local test server (tests/test_mlflow_server.py) use the same ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra import pods
+from infra.namespace import allow_from_platform
+from infra.naming import labels, selector_labels
+from infra.profiles import Resources
+from infra.versions import MLFLOW_IMAGE
+
+PORT = 5000
+MLFLOW_UID = 10001
+
+
+def server_args(
+    *,
+    artifacts_destination: str,
+    allowed_hosts: tuple[str, ...],
+    static_prefix: str = "",
+    host: str = "0.0.0.0",
+    port: int = PORT,
+    workers: int = 2,
+) -> list[str]:
+    """`mlflow server` arguments; the backend store URI comes from MLFLOW_BACKEND_STORE_URI."""
+    args = [
+        "mlflow",
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--app-name",
+        "basic-auth",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts_destination,
+        "--allowed-hosts",
+        ",".join(allowed_hosts),
+    ]
+    if static_prefix:
+        args += ["--static-prefix", static_prefix]
+    return args
+
+
+def server_environment(*, s3_endpoint: str, auth_config_path: str) -> dict[str, str]:
+    """Non-secret environment of the server (secrets are added by reference)."""
+    return {
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "MLFLOW_AUTH_CONFIG_PATH": auth_config_path,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "HOME": "/tmp",
+    }
+
+
+def auth_ini(*, database_uri: str, admin_password: str, admin_username: str = "admin") -> str:
+    """The basic-auth app config: users in `database_uri`, everyone else read-only."""
+    return (
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {database_uri}\n"
+        f"admin_username = {admin_username}\n"
+        f"admin_password = {admin_password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MlflowArgs:
+    namespace: pulumi.Input[str]
+    resources: Resources
+    backend_uri_secret: pulumi.Input[str]  # Secret with key `uri` (tracking database)
+    auth_database_uri: pulumi.Input[str]  # secret Output: users database
+    object_store_endpoint: pulumi.Input[str]
+    object_store_secret: pulumi.Input[str]
+    bucket: str = "mlflow"
+    external_host: str
+    static_prefix: str = "/mlflow"
+    image: str = MLFLOW_IMAGE
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError("MlflowArgs.replicas must be >= 1")
+        if self.static_prefix and not self.static_prefix.startswith("/"):
+            raise ValueError("MlflowArgs.static_prefix must start with '/'")
+
+
+class Mlflow(pulumi.ComponentResource):
+    """Tracking server + registry; the admin password is a secret output."""
+
+    url: pulumi.Output[str]
+    admin_secret: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:platform:Mlflow", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        admin_password = random.RandomPassword(f"{name}-admin", length=32, special=False, opts=child)
+        config = k8s.core.v1.Secret(
+            f"{name}-auth",
+            metadata={"name": f"{name}-auth", "namespace": args.namespace, "labels": labels("mlflow", name)},
+            type="Opaque",
+            string_data={
+                "basic_auth.ini": pulumi.Output.all(args.auth_database_uri, admin_password.result).apply(
+                    lambda values: auth_ini(database_uri=values[0], admin_password=values[1])
+                ),
+                "username": "admin",
+                "password": admin_password.result,
+            },
+            opts=child,
+        )
+        self.admin_secret = config.metadata.name
+        service = k8s.core.v1.Service(
+            name,
+            metadata={"name": name, "namespace": args.namespace, "labels": labels("mlflow", name)},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector_labels("mlflow", name),
+                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+            },
+            opts=child,
+        )
+        in_cluster = pulumi.Output.concat(service.metadata.name, ".", args.namespace, ".svc.cluster.local")
+        allowed_hosts = pulumi.Output.all(in_cluster, service.metadata.name).apply(
+            lambda names: ",".join(
+                [
+                    args.external_host,
+                    f"{args.external_host}:*",
+                    names[0],
+                    f"{names[0]}:*",
+                    names[1],
+                    f"{names[1]}:*",
+                    "localhost:*",
+                ]
+            )
+        )
+        environment = server_environment(
+            s3_endpoint="$(S3_ENDPOINT)", auth_config_path="/etc/mlflow/basic_auth.ini"
+        )
+        env: list[dict[str, Any]] = [
+            {"name": "S3_ENDPOINT", "value": args.object_store_endpoint},
+            *({"name": key, "value": value} for key, value in sorted(environment.items())),
+            pods.secret_env("MLFLOW_BACKEND_STORE_URI", args.backend_uri_secret, "uri"),
+            pods.secret_env("AWS_ACCESS_KEY_ID", args.object_store_secret, "accessKey"),
+            pods.secret_env("AWS_SECRET_ACCESS_KEY", args.object_store_secret, "secretKey"),
+            {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": allowed_hosts},
+        ]
+        command = server_args(
+            artifacts_destination=f"s3://{args.bucket}",
+            allowed_hosts=("$(MLFLOW_SERVER_ALLOWED_HOSTS)",),
+            static_prefix=args.static_prefix,
+        )
+        probe_path = f"{args.static_prefix}/health" if args.static_prefix else "/health"
+        strategy: dict[str, Any] = (
+            {"type": "Recreate"}
+            if args.replicas == 1
+            else {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}}
+        )
+        k8s.apps.v1.Deployment(
+            name,
+            metadata={
+                "name": name,
+                "namespace": args.namespace,
+                "labels": labels("mlflow", name, version=args.image),
+            },
+            spec={
+                "replicas": args.replicas,
+                "strategy": strategy,
+                "selector": {"matchLabels": selector_labels("mlflow", name)},
+                "template": {
+                    "metadata": {"labels": labels("mlflow", name, version=args.image)},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": pods.pod_security_context(MLFLOW_UID),
+                        "containers": [
+                            pods.container(
+                                "mlflow",
+                                args.image,
+                                args.resources,
+                                command=command,
+                                env=env,
+                                ports=[{"name": "http", "containerPort": PORT}],
+                                readinessProbe=pods.http_probe(probe_path, "http"),
+                                livenessProbe=pods.http_probe(
+                                    probe_path, "http", initial_delay=30, period=20
+                                ),
+                                volumeMounts=[
+                                    {"name": "auth", "mountPath": "/etc/mlflow", "readOnly": True},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            )
+                        ],
+                        "volumes": [
+                            {
+                                "name": "auth",
+                                "secret": {"secretName": config.metadata.name, "defaultMode": 0o440},
+                            },
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                        ],
+                    },
+                },
+            },
+            opts=child,
+        )
+        if args.replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                name,
+                metadata={"name": name, "namespace": args.namespace, "labels": labels("mlflow", name)},
+                spec={"minAvailable": 1, "selector": {"matchLabels": selector_labels("mlflow", name)}},
+                opts=child,
+            )
+        allow_from_platform(name, args.namespace, selector_labels("mlflow", name), PORT, child)
+        self.url = pulumi.Output.concat("http://", in_cluster, f":{PORT}", args.static_prefix)
+        self.register_outputs({"url": self.url, "adminSecret": self.admin_secret})
