@@ -24,6 +24,9 @@ from infra.versions import MLFLOW_IMAGE
 
 PORT = 5000
 MLFLOW_UID = 10001
+# Secret environment of the server (set by reference in the pod, from a generated value):
+BACKEND_URI_ENV = "MLFLOW_BACKEND_STORE_URI"
+FLASK_SECRET_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"  # CSRF key of the auth app; same on every replica
 
 
 def server_args(
@@ -107,11 +110,13 @@ class Mlflow(pulumi.ComponentResource):
 
     url: pulumi.Output[str]
     admin_secret: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
 
     def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:platform:Mlflow", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         admin_password = random.RandomPassword(f"{name}-admin", length=32, special=False, opts=child)
+        flask_key = random.RandomPassword(f"{name}-flask-secret-key", length=48, special=False, opts=child)
         config = k8s.core.v1.Secret(
             f"{name}-auth",
             metadata={"name": f"{name}-auth", "namespace": args.namespace, "labels": labels("mlflow", name)},
@@ -122,10 +127,12 @@ class Mlflow(pulumi.ComponentResource):
                 ),
                 "username": "admin",
                 "password": admin_password.result,
+                "flaskSecretKey": flask_key.result,
             },
             opts=child,
         )
         self.admin_secret = config.metadata.name
+        self.admin_password = pulumi.Output.secret(admin_password.result)
         service = k8s.core.v1.Service(
             name,
             metadata={"name": name, "namespace": args.namespace, "labels": labels("mlflow", name)},
@@ -156,7 +163,8 @@ class Mlflow(pulumi.ComponentResource):
         env: list[dict[str, Any]] = [
             {"name": "S3_ENDPOINT", "value": args.object_store_endpoint},
             *({"name": key, "value": value} for key, value in sorted(environment.items())),
-            pods.secret_env("MLFLOW_BACKEND_STORE_URI", args.backend_uri_secret, "uri"),
+            pods.secret_env(BACKEND_URI_ENV, args.backend_uri_secret, "uri"),
+            pods.secret_env(FLASK_SECRET_ENV, config.metadata.name, "flaskSecretKey"),
             pods.secret_env("AWS_ACCESS_KEY_ID", args.object_store_secret, "accessKey"),
             pods.secret_env("AWS_SECRET_ACCESS_KEY", args.object_store_secret, "secretKey"),
             {"name": "MLFLOW_SERVER_ALLOWED_HOSTS", "value": allowed_hosts},

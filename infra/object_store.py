@@ -62,12 +62,15 @@ class ObjectStore(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     secret_name: pulumi.Output[str]
     region: str
+    console_url: str | None  # None when nothing is deployed (external mode)
+    root_credentials: pulumi.Output[dict[str, str]]  # secret: console login
 
     SECRET_KEYS = ("accessKey", "secretKey")
 
     def __init__(self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:platform:ObjectStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.console_url = args.console_url if args.mode == "minio" else None
         if args.mode == "external":
             assert args.external is not None
             access_key: pulumi.Input[str] = args.external.access_key
@@ -93,6 +96,11 @@ class ObjectStore(pulumi.ComponentResource):
             opts=child,
         )
         self.secret_name = secret.metadata.name
+        self.root_credentials = pulumi.Output.secret(
+            pulumi.Output.all(access_key, secret_key).apply(
+                lambda keys: {"accessKey": keys[0], "secretKey": keys[1]}
+            )
+        )
         if args.mode == "external":
             assert args.external is not None
             self.endpoint = pulumi.Output.from_input(args.external.endpoint)

@@ -126,6 +126,59 @@ def check(
     err.print(f"{stack}: config ok (profile {config.profile}, cluster mode {config.cluster.mode})")
 
 
+CREDENTIAL_OUTPUTS = ("gatewayUsers", "mlflowAdmin", "objectStoreCredentials")
+
+
+@app.command()
+def credentials(
+    stack: Annotated[str, typer.Option(help="stack name (as `pulumi stack ls` shows it)")],
+    project_dir: ProjectDir = None,
+) -> None:
+    """Print the URLs and logins of a deployed stack (reads `pulumi stack output --show-secrets`)."""
+    import shutil
+    import subprocess
+
+    pulumi_cli = shutil.which("pulumi")
+    if pulumi_cli is None:
+        raise _fail(
+            f"pulumi CLI not found; the same data: pulumi stack output --stack {stack} --show-secrets --json"
+        )
+    project = (project_dir or find_project_dir()).resolve()
+    result = subprocess.run(
+        [pulumi_cli, "stack", "output", "--stack", stack, "--show-secrets", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise _fail(f"pulumi stack output failed: {_one_line(Exception(result.stderr or result.stdout))}")
+    try:
+        outputs = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise _fail("pulumi stack output did not print JSON") from None
+    from rich.table import Table
+
+    table = Table(title=f"naomi {stack}", show_lines=False)
+    for column in ("what", "where", "login"):
+        table.add_column(column)
+    users = outputs.get("gatewayUsers") or {}
+    gateway_login = ", ".join(f"{user} / {password}" for user, password in sorted(users.items()))
+    for name, url in sorted((outputs.get("urls") or {}).items()):
+        login = gateway_login
+        if name == "mlflow" and outputs.get("mlflowAdmin"):
+            login = f"{outputs['mlflowAdmin']['username']} / {outputs['mlflowAdmin']['password']}"
+        if name == "objectStoreConsole" and outputs.get("objectStoreCredentials"):
+            root = outputs["objectStoreCredentials"]
+            login = f"gateway: {gateway_login}; console: {root['accessKey']} / {root['secretKey']}"
+        table.add_row(name, str(url), login)
+    out.print(table)
+    if outputs.get("gatewayCaCertificate"):
+        out.print(
+            "Trust the gateway CA: pulumi stack output gatewayCaCertificate > naomi-ca.pem", markup=False
+        )
+
+
 def main() -> None:
     app()
 

@@ -257,17 +257,24 @@ def export_platform(platform: Platform) -> None:
     """Endpoints users type, Secret names operators read, and credentials as secret outputs."""
     gateway = platform.gateway
     pulumi.export("namespaces", {key: ns.name for key, ns in sorted(platform.namespaces.items())})
-    urls: dict[str, str] = {"objectStoreConsole": f"{gateway.base_url}/minio/"}
+    urls: dict[str, str] = {}
+    if platform.object_store.console_url is not None:
+        urls["objectStoreConsole"] = platform.object_store.console_url
     if platform.mlflow is not None:
         urls["mlflow"] = f"{gateway.base_url}/mlflow/"
         pulumi.export("mlflowTrackingUri", f"{gateway.base_url}/mlflow")
         pulumi.export("mlflowInClusterUri", platform.mlflow.url)
         pulumi.export("mlflowAdminSecret", platform.mlflow.admin_secret)
+        pulumi.export(
+            "mlflowAdmin",
+            pulumi.Output.secret({"username": "admin", "password": platform.mlflow.admin_password}),
+        )
     pulumi.export("urls", urls)
     pulumi.export("gatewayCaCertificate", gateway.ca_certificate)
     pulumi.export("gatewayUsers", gateway.users)
     pulumi.export("objectStoreEndpoint", platform.object_store.endpoint)
     pulumi.export("objectStoreCredentialsSecret", platform.object_store.secret_name)
+    pulumi.export("objectStoreCredentials", platform.object_store.root_credentials)
 
 
 def main() -> None:

@@ -1,0 +1,160 @@
+"""A real MLflow server from the component's own settings: auth on, artifacts proxied to S3.
+
+The server is started with `infra.mlflow.server_args / server_environment / auth_ini` (what the
+Kubernetes Deployment runs), a sqlite backend instead of Postgres, and a moto S3 server on
+loopback instead of the object store. The client holds no S3 credentials: artifacts must travel
+through the server's proxy and land in the bucket (NAOMI's artifacts stayed on the pod's disk).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlflow")
+pytest.importorskip("moto")
+
+import httpx
+from minio import Minio
+from moto.server import ThreadedMotoServer
+
+from infra.mlflow import (
+    BACKEND_URI_ENV,
+    FLASK_SECRET_ENV,
+    auth_ini,
+    server_args,
+    server_environment,
+)
+
+PREFIX = "/mlflow"
+
+
+@dataclass
+class Server:
+    url: str
+    password: str
+    s3: Minio
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("mlflow")
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    moto.start()
+    s3_host, s3_port = moto.get_host_and_port()
+    s3_endpoint = f"http://{s3_host}:{s3_port}"
+    s3 = Minio(f"{s3_host}:{s3_port}", "testing", "testing", secure=False, region="us-east-1")
+    s3.make_bucket("mlflow")
+
+    password = secrets.token_urlsafe(24)
+    config = workdir / "basic_auth.ini"
+    config.write_text(auth_ini(database_uri=f"sqlite:///{workdir / 'auth.db'}", admin_password=password))
+    port = _free_port()
+    args = server_args(
+        artifacts_destination="s3://mlflow",
+        allowed_hosts=(f"127.0.0.1:{port}", "localhost:*"),
+        static_prefix=PREFIX,
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))},
+        **server_environment(s3_endpoint=s3_endpoint, auth_config_path=str(config)),
+        "HOME": str(workdir),
+        BACKEND_URI_ENV: f"sqlite:///{workdir / 'mlflow.db'}",
+        FLASK_SECRET_ENV: secrets.token_urlsafe(32),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    executable = Path(sys.executable).parent / "mlflow"
+    log = (workdir / "server.log").open("w")
+    process = subprocess.Popen(
+        [str(executable), *args[1:]], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+    )
+    url = f"http://127.0.0.1:{port}{PREFIX}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"mlflow server exited: {(workdir / 'server.log').read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("mlflow server did not become healthy in 90 s")
+    try:
+        yield Server(url=url, password=password, s3=s3)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        moto.stop()
+
+
+def test_unauthenticated_and_wrong_password_requests_are_refused(server: Server) -> None:
+    search = f"{server.url}/api/2.0/mlflow/experiments/search"
+    assert httpx.post(search, json={"max_results": 1}).status_code == 401
+    assert httpx.post(search, json={"max_results": 1}, auth=("admin", "password1234")).status_code == 401
+    assert httpx.post(search, json={"max_results": 1}, auth=("admin", server.password)).status_code == 200
+
+
+def test_foreign_host_header_is_refused(server: Server) -> None:
+    response = httpx.get(
+        f"{server.url}/api/2.0/mlflow/experiments/search",
+        headers={"Host": "evil.example"},
+        auth=("admin", server.password),
+    )
+    assert response.status_code in (400, 403)
+
+
+def test_log_register_and_load_a_model_through_the_proxy(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    for key in [k for k in os.environ if k.startswith("AWS_") or k == "MLFLOW_S3_ENDPOINT_URL"]:
+        monkeypatch.delenv(key)  # the client has no object-store credentials at all
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.password)
+    mlflow.set_tracking_uri(server.url)
+    features = np.arange(20, dtype=float).reshape(10, 2)
+    target = features @ np.array([2.0, -1.0]) + 0.5
+    model = LinearRegression().fit(features, target)
+    mlflow.set_experiment("proxy-check")
+    with mlflow.start_run():
+        mlflow.log_param("kind", "linear")
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            registered_model_name="proxy-check",
+            input_example=features[:2],
+            pip_requirements=["scikit-learn"],  # skip requirement inference (slow, irrelevant here)
+        )
+    client = mlflow.MlflowClient()
+    version = client.search_model_versions("name='proxy-check'")[0].version
+    client.set_registered_model_alias("proxy-check", "champion", version)
+    loaded = mlflow.pyfunc.load_model("models:/proxy-check@champion")
+    assert np.allclose(loaded.predict(features[:3]), target[:3])
+
+    stored = [obj.object_name for obj in server.s3.list_objects("mlflow", recursive=True)]
+    assert any(name.endswith("MLmodel") for name in stored), stored
