@@ -13,7 +13,7 @@ from __future__ import annotations
 from naomi.paths import PROJECT_DIR
 from naomi.render.engine import evaluate_stack
 from naomi.render.tree import render
-from naomi.sizing import Requests, long_running_requests
+from naomi.sizing import Requests, long_running_requests, ray_pool_requests
 
 
 def main() -> None:
@@ -33,6 +33,11 @@ def main() -> None:
         )
         for owner, requests in sorted(per_owner.items()):
             print(f"    {owner:40s} {requests.cpu:5.2f} CPU {requests.memory / 2**20:7.0f} MiB")
+        for pool, requests in sorted(ray_pool_requests(rendered.kubernetes).items()):
+            print(
+                f"    Ray pool {pool:31s} {requests.cpu:5.2f} CPU {requests.memory / 2**20:7.0f} MiB per worker"
+                + ("  target (Pi pool) <= 2.5 GiB" if pool == "pi" else "")
+            )
 
 
 if __name__ == "__main__":

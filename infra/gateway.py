@@ -41,8 +41,9 @@ class Route:
     service: str
     port: int
     pod_selector: dict[str, str]
-    auth: bool = True  # False only for services with their own login (MLflow, Grafana, Flyte)
+    auth: bool = True  # False only for services with their own login (MLflow, Grafana)
     strip_prefix: bool = False
+    extra_prefixes: tuple[str, ...] = ()  # more paths to the same service (Flyte: /console, /api, ...)
 
     def __post_init__(self) -> None:
         if not self.prefix.startswith("/") or self.prefix.endswith("/"):
@@ -74,7 +75,7 @@ class GatewayArgs:
             raise ValueError(f"GatewayArgs.node_port must be in 30000-32767 (got {self.node_port})")
         if self.tls_mode == "provided" and self.provided is None:
             raise ValueError("GatewayArgs.provided is required when tls_mode is 'provided'")
-        prefixes = [route.prefix for route in self.routes]
+        prefixes = [prefix for route in self.routes for prefix in (route.prefix, *route.extra_prefixes)]
         if len(set(prefixes)) != len(prefixes):
             raise ValueError(f"GatewayArgs.routes: prefixes must be unique ({prefixes})")
         if not self.users:
@@ -306,7 +307,9 @@ class Gateway(pulumi.ComponentResource):
                 "routes": [
                     {
                         "kind": "Rule",
-                        "match": f"PathPrefix(`{route.prefix}`)",
+                        "match": " || ".join(
+                            f"PathPrefix(`{p}`)" for p in (route.prefix, *route.extra_prefixes)
+                        ),
                         "middlewares": middlewares,
                         "services": [
                             {"name": route.service, "namespace": route.namespace, "port": route.port}

@@ -36,6 +36,16 @@ class Profile:
     postgres_volume: str
     mlflow: Resources
     gateway: Resources
+    ray_operator: Resources
+    ray_head: Resources
+    redis: Resources
+    flyte: Resources
+    prometheus: Resources
+    prometheus_volume: str
+    alertmanager: Resources
+    grafana: Resources
+    prometheus_operator: Resources
+    kube_state_metrics: Resources
     helper: Resources  # short-lived Jobs (bucket setup, backups)
 
 
@@ -50,6 +60,26 @@ PROFILES: dict[ProfileName, Profile] = {
         postgres_volume="5Gi",
         mlflow=Resources(cpu_request="100m", memory_request="384Mi", cpu_limit="1", memory_limit="1Gi"),
         gateway=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"),
+        ray_operator=Resources(
+            cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="512Mi"
+        ),
+        ray_head=Resources(cpu_request="250m", memory_request="1536Mi", cpu_limit="1", memory_limit="2Gi"),
+        redis=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"),
+        flyte=Resources(cpu_request="200m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"),
+        prometheus=Resources(
+            cpu_request="200m", memory_request="768Mi", cpu_limit="1", memory_limit="1536Mi"
+        ),
+        prometheus_volume="10Gi",
+        alertmanager=Resources(
+            cpu_request="20m", memory_request="64Mi", cpu_limit="200m", memory_limit="128Mi"
+        ),
+        grafana=Resources(cpu_request="50m", memory_request="192Mi", cpu_limit="500m", memory_limit="384Mi"),
+        prometheus_operator=Resources(
+            cpu_request="50m", memory_request="96Mi", cpu_limit="300m", memory_limit="256Mi"
+        ),
+        kube_state_metrics=Resources(
+            cpu_request="20m", memory_request="64Mi", cpu_limit="200m", memory_limit="192Mi"
+        ),
         helper=_SMALL_HELPER,
     ),
     "lab": Profile(
@@ -60,6 +90,22 @@ PROFILES: dict[ProfileName, Profile] = {
         postgres_volume="20Gi",
         mlflow=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="2Gi"),
         gateway=Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"),
+        ray_operator=Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi"),
+        ray_head=Resources(cpu_request="500m", memory_request="2Gi", cpu_limit="2", memory_limit="4Gi"),
+        redis=Resources(cpu_request="100m", memory_request="128Mi", cpu_limit="1", memory_limit="512Mi"),
+        flyte=Resources(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi"),
+        prometheus=Resources(cpu_request="500m", memory_request="2Gi", cpu_limit="2", memory_limit="4Gi"),
+        prometheus_volume="50Gi",
+        alertmanager=Resources(
+            cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
+        ),
+        grafana=Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"),
+        prometheus_operator=Resources(
+            cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="512Mi"
+        ),
+        kube_state_metrics=Resources(
+            cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
+        ),
         helper=_SMALL_HELPER,
     ),
     "full": Profile(
@@ -70,6 +116,22 @@ PROFILES: dict[ProfileName, Profile] = {
         postgres_volume="100Gi",
         mlflow=Resources(cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="4Gi"),
         gateway=Resources(cpu_request="250m", memory_request="256Mi", cpu_limit="2", memory_limit="1Gi"),
+        ray_operator=Resources(cpu_request="200m", memory_request="512Mi", cpu_limit="2", memory_limit="2Gi"),
+        ray_head=Resources(cpu_request="2", memory_request="8Gi", cpu_limit="4", memory_limit="16Gi"),
+        redis=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="2Gi"),
+        flyte=Resources(cpu_request="1", memory_request="2Gi", cpu_limit="4", memory_limit="4Gi"),
+        prometheus=Resources(cpu_request="1", memory_request="4Gi", cpu_limit="4", memory_limit="16Gi"),
+        prometheus_volume="200Gi",
+        alertmanager=Resources(
+            cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"
+        ),
+        grafana=Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="1Gi"),
+        prometheus_operator=Resources(
+            cpu_request="200m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi"
+        ),
+        kube_state_metrics=Resources(
+            cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"
+        ),
         helper=_SMALL_HELPER,
     ),
 }

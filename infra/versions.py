@@ -32,7 +32,7 @@ RAY_PYTHON = "3.11"
 # Ray publishes separate tags per architecture; both carry the same Ray and Python.
 RAY_IMAGES = {
     "amd64": f"docker.io/rayproject/ray:{RAY_VERSION}-py311-cpu",
-    "arm64": f"docker.io/rayproject/ray:{RAY_VERSION}-py311-aarch64",
+    "arm64": f"docker.io/rayproject/ray:{RAY_VERSION}-py311-cpu-aarch64",
 }
 
 POSTGRES_IMAGE = "docker.io/library/postgres:17.6-bookworm"
@@ -40,4 +40,22 @@ POSTGRES_IMAGE = "docker.io/library/postgres:17.6-bookworm"
 # pgsty/minio is a maintained, multi-arch rebuild of the same server. Configurable per stack.
 MINIO_IMAGE = "docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"
 MINIO_CLIENT_IMAGE = "docker.io/pgsty/mc:RELEASE.2025-08-13T08-35-41Z"
-MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2-full"
+# The community MLflow chart's image: multi-arch, with the Postgres and S3 drivers and the auth
+# extra the official ghcr.io/mlflow/mlflow image lacks. images/ builds our own when images.build.
+MLFLOW_IMAGE = "docker.io/burakince/mlflow:3.15.1"
+REDIS_IMAGE = "docker.io/library/redis:7.4.6-alpine"
+FLYTE_IMAGE = "cr.flyte.org/flyteorg/flyte-binary-release:v1.16.8"
+
+# Images published for both linux/amd64 and linux/arm64. Anything else (the amd64 Ray tag) must
+# carry a `kubernetes.io/arch: amd64` node selector; tests check every rendered pod against this.
+ARM64_CAPABLE_IMAGES = frozenset(
+    {
+        POSTGRES_IMAGE,
+        MINIO_IMAGE,
+        MINIO_CLIENT_IMAGE,
+        MLFLOW_IMAGE,
+        REDIS_IMAGE,
+        FLYTE_IMAGE,
+        RAY_IMAGES["arm64"],
+    }
+)

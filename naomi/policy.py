@@ -34,6 +34,23 @@ def pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return found
 
 
+def pod_specs(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every pod template of an object: native workloads and KubeRay's RayCluster/RayJob/RayService."""
+    native = pod_spec(obj)
+    if native is not None:
+        return [native]
+    spec = obj.get("spec") or {}
+    cluster = {
+        "RayCluster": spec,
+        "RayJob": spec.get("rayClusterSpec"),
+        "RayService": spec.get("rayClusterConfig"),
+    }.get(str(obj.get("kind")))
+    if not cluster:
+        return []
+    groups = [cluster.get("headGroupSpec") or {}, *(cluster.get("workerGroupSpecs") or [])]
+    return [group["template"]["spec"] for group in groups if (group.get("template") or {}).get("spec")]
+
+
 def _containers(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     yield from spec.get("initContainers") or []
     yield from spec.get("containers") or []
@@ -41,10 +58,10 @@ def _containers(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def restricted_pod_security(obj: Mapping[str, Any]) -> list[str]:
     """CHECKS 1: non-root, no escalation, capabilities dropped, RuntimeDefault seccomp, no host access."""
-    spec = pod_spec(obj)
-    if spec is None:
-        return []
-    name = object_name(obj)
+    return [problem for spec in pod_specs(obj) for problem in _restricted(object_name(obj), spec)]
+
+
+def _restricted(name: str, spec: Mapping[str, Any]) -> list[str]:
     problems = []
     pod_context = spec.get("securityContext") or {}
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
@@ -77,11 +94,11 @@ def restricted_pod_security(obj: Mapping[str, Any]) -> list[str]:
 
 def resources_probes_and_images(obj: Mapping[str, Any]) -> list[str]:
     """CHECKS 2: requests and limits everywhere, probes on long-running services, pinned images."""
-    spec = pod_spec(obj)
-    if spec is None:
-        return []
-    name = object_name(obj)
     long_running = obj.get("kind") in ("Deployment", "StatefulSet", "DaemonSet")
+    return [problem for spec in pod_specs(obj) for problem in _sized(object_name(obj), spec, long_running)]
+
+
+def _sized(name: str, spec: Mapping[str, Any], long_running: bool) -> list[str]:
     problems = []
     for container in _containers(spec):
         where = f"{name} container {container.get('name')}"
@@ -110,8 +127,7 @@ def no_hardcoded_credentials(obj: Mapping[str, Any]) -> list[str]:
     for password in FORBIDDEN_PASSWORDS:
         if password in text:
             problems.append(f"{name}: contains the default credential {password!r}")
-    spec = pod_spec(obj)
-    if spec is not None:
+    for spec in pod_specs(obj):
         for container in _containers(spec):
             for env in container.get("env") or []:
                 key = str(env.get("name", "")).upper()
@@ -151,15 +167,19 @@ def namespace_pod_security(obj: Mapping[str, Any]) -> list[str]:
 
 def arch_selection(obj: Mapping[str, Any], arm64_capable: Callable[[str], bool]) -> list[str]:
     """CHECKS 9: an image that is not known to be arm64-capable must be pinned to amd64 nodes."""
-    spec = pod_spec(obj)
-    if spec is None:
-        return []
-    selector = (spec.get("nodeSelector") or {}).get("kubernetes.io/arch")
     problems = []
-    for container in _containers(spec):
-        image = str(container.get("image", ""))
-        if selector != "amd64" and not arm64_capable(image):
-            problems.append(f"{object_name(obj)}: image {image} is amd64-only but the pod may land on arm64")
+    for spec in pod_specs(obj):
+        selector = (spec.get("nodeSelector") or {}).get("kubernetes.io/arch")
+        for container in _containers(spec):
+            image = str(container.get("image", ""))
+            if selector != "amd64" and not arm64_capable(image):
+                problems.append(
+                    f"{object_name(obj)}: image {image} is amd64-only but the pod may land on arm64"
+                )
+            if selector == "arm64" and not arm64_capable(image):
+                problems.append(
+                    f"{object_name(obj)}: image {image} cannot run on the arm64 nodes it is pinned to"
+                )
     return problems
 
 

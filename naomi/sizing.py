@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infra.quantities import cpu_cores, memory_bytes
 from naomi.policy import pod_spec
 
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
-_MEMORY = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-}
-
-
-def cpu_cores(quantity: str | int | float) -> float:
-    text = str(quantity)
-    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
-
-
-def memory_bytes(quantity: str | int) -> int:
-    text = str(quantity)
-    for suffix in sorted(_MEMORY, key=len, reverse=True):
-        if text.endswith(suffix):
-            return int(float(text[: -len(suffix)]) * _MEMORY[suffix])
-    return int(text)
 
 
 @dataclass
@@ -55,6 +33,12 @@ def long_running_requests(
     """Requests of long-running pods by owner (`Kind/name`), replicas counted; Helm values included."""
     totals: dict[str, Requests] = {}
     for obj in objects:
+        if obj.get("kind") == "RayCluster":
+            head = (obj["spec"].get("headGroupSpec") or {})["template"]["spec"]
+            total = totals.setdefault(f"RayCluster/{obj['metadata']['name']} head", Requests())
+            for container in head.get("containers") or []:
+                total.add(container.get("resources") or {})
+            total.add((obj["spec"].get("autoscalerOptions") or {}).get("resources") or {})
         if obj.get("kind") not in LONG_RUNNING:
             continue
         spec = pod_spec(obj) or {}
@@ -66,5 +50,30 @@ def long_running_requests(
         values = release.get("values") or {}
         replicas = int((values.get("deployment") or {}).get("replicas", 1))
         total = totals.setdefault(f"helm/{release['release']}", Requests())
-        total.add(values.get("resources") or {}, replicas)
+        for resources in _resource_blocks(values):
+            total.add(resources, replicas)
     return totals
+
+
+def ray_pool_requests(objects: Iterable[Mapping[str, Any]]) -> dict[str, Requests]:
+    """Requests of one worker of each Ray pool (what a node of that pool must fit)."""
+    pools: dict[str, Requests] = {}
+    for obj in objects:
+        if obj.get("kind") != "RayCluster":
+            continue
+        for group in obj["spec"].get("workerGroupSpecs") or []:
+            total = pools.setdefault(group["groupName"], Requests())
+            for container in group["template"]["spec"].get("containers") or []:
+                total.add(container.get("resources") or {})
+    return pools
+
+
+def _resource_blocks(values: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every `resources: {requests: ...}` block set in Helm values (one per component)."""
+    for key, value in values.items():
+        if not isinstance(value, Mapping):
+            continue
+        if key == "resources" and "requests" in value:
+            yield value
+        else:
+            yield from _resource_blocks(value)

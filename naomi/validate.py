@@ -24,8 +24,16 @@ import yaml
 # Free-form maps: keys below these paths are not in the chart defaults by design (subcharts
 # whose values live in their own chart, or config blocks the application itself reads).
 FREE_FORM_VALUES: dict[str, tuple[str, ...]] = {
-    # flyte-binary: `configuration.inline` is raw flyte config; `deployment.extraPodSpec` a PodSpec.
-    "flyte-binary": ("configuration.inline", "deployment.extraPodSpec", "serviceAccount.annotations"),
+    # flyte-binary: `configuration.inline` is raw flyte config; `deployment.extraPodSpec` a PodSpec;
+    # `deployment.resources` appears only as a comment in values.yaml; the plugin map
+    # `default-for-task-types` is keyed by task type (we add `ray`).
+    "flyte-binary": (
+        "configuration.inline",
+        "deployment.extraPodSpec",
+        "deployment.resources",
+        "enabled_plugins.tasks.task-plugins.default-for-task-types",
+        "serviceAccount.annotations",
+    ),
     # kube-prometheus-stack: grafana / kube-state-metrics / node-exporter are subcharts whose
     # values are only partly mirrored in the parent values.yaml; grafana.ini is Grafana's own INI.
     "kube-prometheus-stack": (
@@ -178,6 +186,8 @@ def _unknown(
         if not isinstance(defaults, Mapping):
             yield path
             continue
+        if prefix.endswith("resources.") and key in ("requests", "limits"):
+            continue  # a Kubernetes ResourceRequirements, even where the default shows only limits
         if key not in defaults:
             # An empty default map (podAnnotations: {}, nodeSelector: {}) takes any key.
             if defaults == {}:

@@ -16,14 +16,20 @@ from pulumi.runtime import config as runtime_config
 
 from hardware.cluster import MicroK8sCluster, MicroK8sClusterArgs
 from hardware.inventory import Node, Taint
+from infra.flyte import HTTP_PORT as FLYTE_HTTP_PORT
+from infra.flyte import HTTP_SERVICE as FLYTE_HTTP_SERVICE
+from infra.flyte import Flyte, FlyteArgs
 from infra.gateway import Gateway, GatewayArgs, ProvidedCertificate, Route
 from infra.mlflow import PORT as MLFLOW_PORT
 from infra.mlflow import Mlflow, MlflowArgs
+from infra.monitoring import RELEASE as MONITORING_RELEASE
+from infra.monitoring import Monitoring, MonitoringArgs
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
 from infra.naming import selector_labels
 from infra.object_store import CONSOLE_PORT, ExternalS3, ObjectStore, ObjectStoreArgs
 from infra.postgres import BackupTarget, Postgres, PostgresArgs
 from infra.profiles import PROFILES
+from infra.ray import RayPlatform, RayPlatformArgs, RayPool
 from infra.versions import MINIO_IMAGE
 from stacks.config import ConfigError, StackConfig, load_stack_config
 
@@ -114,6 +120,9 @@ class Platform:
     postgres: Postgres
     mlflow: Mlflow | None
     gateway: Gateway
+    ray: RayPlatform | None
+    flyte: Flyte | None
+    monitoring: Monitoring | None
 
 
 def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
@@ -229,6 +238,112 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 strip_prefix=True,
             )
         )
+    monitoring = None
+    if config.monitoring.enabled:
+        monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                namespace=NAMESPACES["monitoring"],
+                base_url=base_url,
+                retention=config.monitoring.retention,
+                prometheus=profile.prometheus,
+                prometheus_volume=profile.prometheus_volume,
+                alertmanager=profile.alertmanager,
+                grafana=profile.grafana,
+                operator=profile.prometheus_operator,
+                kube_state_metrics=profile.kube_state_metrics,
+            ),
+            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["monitoring"]]),
+        )
+        monitoring_ns = NAMESPACES["monitoring"]
+        routes += [
+            Route(
+                name="grafana",
+                prefix="/grafana",
+                namespace=monitoring_ns,
+                service=f"{MONITORING_RELEASE}-grafana",
+                port=80,
+                pod_selector={"app.kubernetes.io/name": "grafana"},
+                auth=False,
+            ),
+            Route(
+                name="prometheus",
+                prefix="/prometheus",
+                namespace=monitoring_ns,
+                service=f"{MONITORING_RELEASE}-kube-prometheus-prometheus",
+                port=9090,
+                pod_selector={"app.kubernetes.io/name": "prometheus"},
+            ),
+            Route(
+                name="alertmanager",
+                prefix="/alertmanager",
+                namespace=monitoring_ns,
+                service=f"{MONITORING_RELEASE}-kube-prometheus-alertmanager",
+                port=9093,
+                pod_selector={"app.kubernetes.io/name": "alertmanager"},
+            ),
+        ]
+
+    ray = None
+    if config.ray.enabled:
+        ray = RayPlatform(
+            "ray",
+            RayPlatformArgs(
+                namespace=NAMESPACES["ray"],
+                pools=tuple(
+                    RayPool(name=p.name, arch=p.arch, min=p.min, max=p.max, cpu=p.cpu, memory=p.memory)
+                    for p in config.ray.pools
+                ),
+                head=profile.ray_head,
+                operator=profile.ray_operator,
+                gcs_fault_tolerance=config.ray.gcs_fault_tolerance,
+                redis=profile.redis,
+                monitoring_release=monitoring.release if monitoring is not None else None,
+            ),
+            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["ray"]]),
+        )
+        routes.append(
+            Route(
+                name="ray-dashboard",
+                prefix="/ray",
+                namespace=NAMESPACES["ray"],
+                service=ray.head_service,
+                port=ray.dashboard_port,
+                pod_selector={"ray.io/node-type": "head"},
+                strip_prefix=True,
+            )
+        )
+
+    flyte = None
+    if config.flyte.enabled:
+        flyte = Flyte(
+            "flyte",
+            FlyteArgs(
+                namespace=NAMESPACES["platform"],
+                workloads_namespace=NAMESPACES["workloads"],
+                resources=profile.flyte,
+                database_host=postgres.host,
+                database_secret=postgres.consumer_secret("flyte"),
+                object_store_endpoint=object_store.endpoint,
+                object_store_secret=object_store.secret_name,
+                object_store_credentials=object_store.root_credentials,
+            ),
+            opts=pulumi.ResourceOptions(
+                provider=access.provider, depends_on=[postgres, object_store, namespaces["workloads"]]
+            ),
+        )
+        routes.append(
+            Route(
+                name="flyte",
+                prefix="/console",
+                extra_prefixes=("/api", "/v1", "/healthcheck", "/config"),
+                namespace=NAMESPACES["platform"],
+                service=FLYTE_HTTP_SERVICE,
+                port=FLYTE_HTTP_PORT,
+                pod_selector={"app.kubernetes.io/name": "flyte-binary"},
+            )
+        )
+
     provided = None
     if gateway_config.tls.mode == "provided":
         assert config.tls_certificate is not None and config.tls_private_key is not None
@@ -250,7 +365,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
         ),
         opts=pulumi.ResourceOptions(provider=access.provider, depends_on=list(namespaces.values())),
     )
-    return Platform(namespaces, object_store, postgres, mlflow, gateway)
+    return Platform(namespaces, object_store, postgres, mlflow, gateway, ray, flyte, monitoring)
 
 
 def export_platform(platform: Platform) -> None:
@@ -269,6 +384,17 @@ def export_platform(platform: Platform) -> None:
             "mlflowAdmin",
             pulumi.Output.secret({"username": "admin", "password": platform.mlflow.admin_password}),
         )
+    if platform.monitoring is not None:
+        urls.update(
+            grafana=f"{gateway.base_url}/grafana/",
+            prometheus=f"{gateway.base_url}/prometheus/",
+            alertmanager=f"{gateway.base_url}/alertmanager/",
+        )
+        pulumi.export("grafanaAdmin", platform.monitoring.grafana_admin)
+    if platform.ray is not None:
+        urls["rayDashboard"] = f"{gateway.base_url}/ray/"
+    if platform.flyte is not None:
+        urls["flyteConsole"] = f"{gateway.base_url}/console/"
     pulumi.export("urls", urls)
     pulumi.export("gatewayCaCertificate", gateway.ca_certificate)
     pulumi.export("gatewayUsers", gateway.users)

@@ -115,7 +115,12 @@ def test_only_the_gateway_is_exposed(renders: dict[str, Rendered]) -> None:
     for stack, rendered in renders.items():
         services = _objects(rendered, "Service")
         assert all(s["spec"]["type"] == "ClusterIP" for s in services), stack
-        (traefik,) = rendered.helm
+        (traefik,) = [r for r in rendered.helm if r["chart"] == "traefik"]
+        for release in rendered.helm:
+            if release is not traefik:
+                service = release["values"].get("service") or {}
+                assert service.get("type", "ClusterIP") == "ClusterIP", release["release"]
+                assert "nodePorts" not in service and "ingress" not in release["values"].get("grafana", {})
         values = traefik["values"]
         assert values["service"]["spec"]["type"] == "NodePort"
         assert values["ports"]["web"]["expose"]["default"] is False
@@ -126,7 +131,7 @@ def test_only_the_gateway_is_exposed(renders: dict[str, Rendered]) -> None:
 
 
 def test_routes_without_their_own_login_need_the_gateway_login(renders: dict[str, Rendered]) -> None:
-    own_login = {"mlflow"}
+    own_login = {"mlflow", "grafana"}
     for route in _objects(renders["edge-lab"], "IngressRoute"):
         middlewares = {m["name"] for m in route["spec"]["routes"][0]["middlewares"]}
         if route["metadata"]["name"] not in own_login:

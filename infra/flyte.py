@@ -1,0 +1,238 @@
+"""Flyte (the official flyte-binary chart) on the platform's Postgres and object store.
+
+No second Postgres and no NodePort: flyte-binary reads its database password from the Postgres
+component's consumer Secret (mounted as a file) and reaches the object store with credentials
+from the object store's Secret (environment by reference, `authType: iam` so none are written
+into its config). The Ray plugin is on, so `@task(task_config=RayJobConfig(...))` becomes a
+RayJob that KubeRay runs. Every execution runs in the workloads namespace, whose task pods get
+the object-store endpoint and credentials by reference (`default-env-from-secrets`); presigned
+URLs point at the in-cluster endpoint, which is what in-cluster registration needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import pods
+from infra.naming import labels
+from infra.profiles import Resources
+from infra.versions import FLYTE_BINARY, FLYTE_IMAGE, POSTGRES_IMAGE
+
+RELEASE = "flyte-binary"
+HTTP_SERVICE = "flyte-binary-http"
+HTTP_PORT = 8088
+TASK_STORAGE_SECRET = "flyte-task-storage"
+PROJECT = "naomi"
+DB_SECRET_MOUNT = "/var/run/secrets/flyte-db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskDefaults:
+    """Resources every task pod gets unless the task asks otherwise (also used by local tests)."""
+
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "4Gi"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlyteArgs:
+    namespace: str
+    workloads_namespace: str
+    resources: Resources
+    database_host: pulumi.Input[str]
+    database_secret: pulumi.Input[str]
+    object_store_endpoint: pulumi.Input[str]
+    object_store_secret: pulumi.Input[str]
+    object_store_credentials: pulumi.Input[dict[str, str]]  # secret: copied for task pods
+    bucket: str = "flyte"
+    task_defaults: TaskDefaults = TaskDefaults()
+
+
+def flyte_values(
+    args: FlyteArgs, *, endpoint: str, database_host: str, object_store_secret: str, database_secret: str
+) -> dict[str, Any]:
+    """flyte-binary values (checked against the chart's values.yaml by the tests)."""
+    image_repository, image_tag = FLYTE_IMAGE.rsplit(":", 1)
+    postgres_repository, postgres_tag = POSTGRES_IMAGE.rsplit(":", 1)
+    defaults = args.task_defaults
+    restricted = pods.container_security_context(read_only_root=False)
+    return {
+        "configuration": {
+            "database": {
+                "username": "flyte",
+                "passwordPath": f"{DB_SECRET_MOUNT}/password",
+                "host": database_host,
+                "port": 5432,
+                "dbname": "flyte",
+                "options": "sslmode=disable",
+            },
+            "storage": {
+                "metadataContainer": args.bucket,
+                "userDataContainer": args.bucket,
+                "provider": "s3",
+                "providerConfig": {
+                    "s3": {
+                        "region": "us-east-1",
+                        "disableSSL": endpoint.startswith("http://"),
+                        "v2Signing": True,
+                        "endpoint": endpoint,
+                        "authType": "iam",
+                    },
+                },
+            },
+            "inline": {
+                "namespace_mapping": {"template": args.workloads_namespace},
+                "plugins": {
+                    "k8s": {
+                        "inject-finalizer": True,
+                        "default-env-vars": [
+                            {"FLYTE_AWS_ENDPOINT": endpoint},
+                            {"AWS_ENDPOINT_URL": endpoint},
+                        ],
+                        "default-env-from-secrets": [TASK_STORAGE_SECRET],
+                        "default-pod-security-context": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "default-security-context": restricted,
+                    },
+                    "ray": {"ttlSecondsAfterFinished": 3600, "includeDashboard": True},
+                },
+                "task_resources": {
+                    "defaults": {"cpu": defaults.cpu, "memory": defaults.memory},
+                    "limits": {"cpu": defaults.cpu_limit, "memory": defaults.memory_limit},
+                },
+            },
+        },
+        "flyte-core-components": {
+            "admin": {
+                "disableClusterResourceManager": True,
+                "seedProjects": [PROJECT],
+                "seedProjectsWithDetails": [
+                    {"name": PROJECT, "description": "naomi pipelines (registered by the stack)"}
+                ],
+            },
+        },
+        "enabled_plugins": {
+            "tasks": {
+                "task-plugins": {
+                    "enabled-plugins": ["container", "sidecar", "k8s-array", "ray"],
+                    "default-for-task-types": {
+                        "container": "container",
+                        "sidecar": "sidecar",
+                        "container_array": "k8s-array",
+                        "ray": "ray",
+                    },
+                }
+            }
+        },
+        "deployment": {
+            "image": {"repository": image_repository, "tag": image_tag, "pullPolicy": "IfNotPresent"},
+            "resources": args.resources.spec(),
+            "extraEnvVars": [
+                pods.secret_env("AWS_ACCESS_KEY_ID", object_store_secret, "accessKey"),
+                pods.secret_env("AWS_SECRET_ACCESS_KEY", object_store_secret, "secretKey"),
+            ],
+            "extraVolumes": [
+                {
+                    "name": "db",
+                    "secret": {
+                        "secretName": database_secret,
+                        "defaultMode": 0o440,
+                        "items": [{"key": "password", "path": "password"}],
+                    },
+                }
+            ],
+            "extraVolumeMounts": [{"name": "db", "mountPath": DB_SECRET_MOUNT, "readOnly": True}],
+            "podSecurityContext": {
+                "enabled": True,
+                "runAsUser": 65534,
+                "runAsGroup": 65534,
+                "fsGroup": 65534,
+            },
+            "securityContext": restricted,
+            "waitForDB": {
+                "image": {
+                    "repository": postgres_repository.removeprefix("docker.io/library/"),
+                    "tag": postgres_tag,
+                    "pullPolicy": "IfNotPresent",
+                },
+                "securityContext": restricted,
+            },
+            "readinessProbe": {"httpGet": {"path": "/healthcheck", "port": "http"}, "periodSeconds": 10},
+            "livenessProbe": {
+                "httpGet": {"path": "/healthcheck", "port": "http"},
+                "periodSeconds": 20,
+                "initialDelaySeconds": 30,
+            },
+        },
+        "rbac": {
+            "extraRules": [
+                {
+                    "apiGroups": ["ray.io"],
+                    "resources": ["rayjobs", "rayjobs/status"],
+                    "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                },
+            ]
+        },
+        "service": {"type": "ClusterIP"},
+        "ingress": {"create": False},
+    }
+
+
+class Flyte(pulumi.ComponentResource):
+    """flyte-binary release plus the task-pod storage Secret in the workloads namespace."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: FlyteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:platform:Flyte", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        credentials = pulumi.Output.secret(args.object_store_credentials)
+        k8s.core.v1.Secret(
+            f"{name}-task-storage",
+            metadata={
+                "name": TASK_STORAGE_SECRET,
+                "namespace": args.workloads_namespace,
+                "labels": labels("flyte", name),
+            },
+            type="Opaque",
+            string_data={
+                "FLYTE_AWS_ACCESS_KEY_ID": credentials.apply(lambda c: c["accessKey"]),
+                "FLYTE_AWS_SECRET_ACCESS_KEY": credentials.apply(lambda c: c["secretKey"]),
+                "AWS_ACCESS_KEY_ID": credentials.apply(lambda c: c["accessKey"]),
+                "AWS_SECRET_ACCESS_KEY": credentials.apply(lambda c: c["secretKey"]),
+            },
+            opts=child,
+        )
+        values = pulumi.Output.all(
+            args.object_store_endpoint, args.database_host, args.object_store_secret, args.database_secret
+        ).apply(
+            lambda v: flyte_values(
+                args,
+                endpoint=str(v[0]),
+                database_host=str(v[1]),
+                object_store_secret=str(v[2]),
+                database_secret=str(v[3]),
+            )
+        )
+        # Helm release: flyte-binary creates its CRD (flyteworkflows) on start and relies on
+        # chart-managed RBAC; a release keeps the upstream lifecycle intact.
+        self.release = k8s.helm.v3.Release(
+            name,
+            name=RELEASE,
+            namespace=args.namespace,
+            chart=FLYTE_BINARY.name,
+            version=FLYTE_BINARY.version,
+            repository_opts={"repo": FLYTE_BINARY.repository},
+            values=values,
+            opts=child,
+        )
+        self.register_outputs({})

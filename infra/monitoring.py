@@ -1,0 +1,287 @@
+"""Prometheus, Alertmanager and Grafana from the official kube-prometheus-stack chart.
+
+Sized per profile; Grafana's admin comes from a generated Secret and anonymous access is off;
+Prometheus, Alertmanager and Grafana are served under `/prometheus`, `/alertmanager` and
+`/grafana` through the gateway only. Prometheus selects every ServiceMonitor, PodMonitor and
+PrometheusRule in the cluster (not only the chart's). Grafana dashboards for Ray are generated
+at render time by the pinned Ray's own dashboard factory (never copied JSON), plus a platform
+overview dashboard. Alertmanager routes alerts labelled `naomi_trigger` to the retraining
+trigger receiver when one is configured. node-exporter is off: it needs host namespaces and
+hostPath, which the restricted namespace forbids; node capacity per architecture comes from
+kube-state-metrics and usage from the kubelet's cAdvisor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra.naming import labels
+from infra.profiles import Resources
+from infra.versions import KUBE_PROMETHEUS_STACK, RAY_VERSION
+
+RELEASE = "monitoring"
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+TRIGGER_RECEIVER = "retraining-trigger"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringArgs:
+    namespace: str
+    base_url: str
+    retention: str
+    prometheus: Resources
+    prometheus_volume: str
+    alertmanager: Resources
+    grafana: Resources
+    operator: Resources
+    kube_state_metrics: Resources
+    trigger_webhook_url: str | None = None  # the retraining-trigger receiver (workloads layer)
+
+
+def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
+    """kube-prometheus-stack values (checked against the chart's values.yaml by the tests)."""
+    receivers: list[dict[str, Any]] = [{"name": "null"}]
+    routes: list[dict[str, Any]] = []
+    if args.trigger_webhook_url:
+        receivers.append(
+            {
+                "name": TRIGGER_RECEIVER,
+                "webhook_configs": [{"url": args.trigger_webhook_url, "send_resolved": True}],
+            }
+        )
+        routes.append(
+            {
+                "receiver": TRIGGER_RECEIVER,
+                "matchers": ['naomi_trigger=~".+"'],
+                "group_by": ["naomi_trigger"],
+                "group_wait": "30s",
+                "repeat_interval": "1h",
+                "continue": False,
+            }
+        )
+    return {
+        "crds": {"enabled": True},
+        "defaultRules": {
+            "create": True,
+            "rules": {
+                "etcd": False,
+                "kubeSchedulerAlerting": False,
+                "kubeSchedulerRecording": False,
+                "kubeControllerManager": False,
+                "kubeProxy": False,
+                "node": False,
+                "nodeExporterAlerting": False,
+                "nodeExporterRecording": False,
+            },
+        },
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeProxy": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "nodeExporter": {"enabled": False},
+        "windowsMonitoring": {"enabled": False},
+        # The chart's own security contexts are already non-root with RuntimeDefault seccomp.
+        "prometheusOperator": {"resources": args.operator.spec()},
+        "prometheus": {
+            "prometheusSpec": {
+                "retention": args.retention,
+                "routePrefix": "/prometheus",
+                "externalUrl": f"{args.base_url}/prometheus",
+                "resources": args.prometheus.spec(),
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": args.prometheus_volume}},
+                        }
+                    }
+                },
+            }
+        },
+        "alertmanager": {
+            "alertmanagerSpec": {
+                "routePrefix": "/alertmanager",
+                "externalUrl": f"{args.base_url}/alertmanager",
+                "resources": args.alertmanager.spec(),
+            },
+            "config": {
+                "global": {"resolve_timeout": "5m"},
+                "route": {
+                    "receiver": "null",
+                    "group_by": ["alertname", "namespace"],
+                    "group_wait": "30s",
+                    "group_interval": "5m",
+                    "repeat_interval": "12h",
+                    "routes": routes,
+                },
+                "receivers": receivers,
+                "inhibit_rules": [],
+            },
+        },
+        "grafana": {
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
+            "resources": args.grafana.spec(),
+            "grafana.ini": {
+                "server": {"root_url": f"{args.base_url}/grafana/", "serve_from_sub_path": True},
+                "auth.anonymous": {"enabled": False},
+                "security": {"allow_embedding": True, "cookie_secure": True, "disable_gravatar": True},
+                "analytics": {"reporting_enabled": False, "check_for_updates": False},
+                "users": {"allow_sign_up": False},
+            },
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": "grafana_dashboard",
+                    "labelValue": "1",
+                    "searchNamespace": "ALL",
+                }
+            },
+            "defaultDashboardsEnabled": True,
+        },
+        "kube-state-metrics": {
+            "resources": args.kube_state_metrics.spec(),
+            "metricLabelsAllowlist": ["nodes=[kubernetes.io/arch,naomi.io/board,naomi.io/role]"],
+        },
+    }
+
+
+def ray_dashboards() -> dict[str, str]:
+    """Ray's Grafana dashboards, generated by the installed (pinned) Ray's own factory."""
+    import ray
+    from ray.dashboard.modules.metrics import grafana_dashboard_factory as factory
+
+    if ray.__version__ != RAY_VERSION:
+        raise RuntimeError(
+            f"Ray {ray.__version__} is installed but the cluster runs {RAY_VERSION}: "
+            "dashboards must come from the same version (uv sync --frozen)"
+        )
+    dashboards = {}
+    for generate in (
+        factory.generate_default_grafana_dashboard,
+        factory.generate_serve_grafana_dashboard,
+        factory.generate_train_grafana_dashboard,
+        factory.generate_data_grafana_dashboard,
+    ):
+        content, uid = generate()
+        dashboards[f"ray-{uid}.json"] = json.dumps(json.loads(content), sort_keys=True, separators=(",", ":"))
+    return dashboards
+
+
+def overview_dashboard() -> dict[str, Any]:
+    """The platform at a glance: capacity per architecture, Ray, serving, training, triggers."""
+
+    def panel(index: int, title: str, expr: str, unit: str = "short") -> dict[str, Any]:
+        return {
+            "id": index + 1,
+            "type": "timeseries",
+            "title": title,
+            "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
+            "datasource": {"type": "prometheus", "uid": "prometheus"},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "targets": [{"expr": expr, "refId": "A", "legendFormat": "__auto"}],
+        }
+
+    arch_join = "* on(node) group_left(label_kubernetes_io_arch) kube_node_labels"
+    panels = [
+        (
+            "Allocatable CPU by architecture",
+            f'sum by (label_kubernetes_io_arch) (kube_node_status_allocatable{{resource="cpu"}} {arch_join})',
+            "short",
+        ),
+        (
+            "Allocatable memory by architecture",
+            f'sum by (label_kubernetes_io_arch) (kube_node_status_allocatable{{resource="memory"}} {arch_join})',
+            "bytes",
+        ),
+        (
+            "Requested CPU by node",
+            'sum by (node) (kube_pod_container_resource_requests{resource="cpu"})',
+            "short",
+        ),
+        ("Ray nodes by pool", 'sum by (ray_io_cluster, naomi_io_ray_pool) (up{job=~"ray-.*"})', "short"),
+        (
+            "Serving p99 latency",
+            "histogram_quantile(0.99, sum by (le, model) (rate(naomi_serving_request_seconds_bucket[5m])))",
+            "s",
+        ),
+        ("Serving errors per second", "sum by (model) (rate(naomi_serving_errors_total[5m]))", "reqps"),
+        ("Training runs", "sum by (pipeline, outcome) (increase(naomi_training_runs_total[1h]))", "short"),
+        ("Retraining triggers fired", "sum by (trigger) (increase(naomi_trigger_fired_total[1h]))", "short"),
+    ]
+    return {
+        "uid": "naomi-overview",
+        "title": "naomi platform overview",
+        "schemaVersion": 39,
+        "editable": False,
+        "time": {"from": "now-6h", "to": "now"},
+        "tags": ["naomi"],
+        "panels": [panel(i, title, expr, unit) for i, (title, expr, unit) in enumerate(panels)],
+    }
+
+
+class Monitoring(pulumi.ComponentResource):
+    """kube-prometheus-stack release, Grafana admin Secret, dashboards."""
+
+    release: k8s.helm.v3.Release
+    grafana_admin: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:platform:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child)
+        admin = k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={
+                "name": GRAFANA_ADMIN_SECRET,
+                "namespace": args.namespace,
+                "labels": labels("grafana", name),
+            },
+            type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": password.result},
+            opts=child,
+        )
+        self.grafana_admin = pulumi.Output.secret(
+            password.result.apply(lambda p: {"username": "admin", "password": p})
+        )
+        # Helm release: the chart installs the prometheus-operator CRDs (ServiceMonitor,
+        # PodMonitor, PrometheusRule) that other components' custom resources depend on.
+        self.release = k8s.helm.v3.Release(
+            name,
+            name=RELEASE,
+            namespace=args.namespace,
+            chart=KUBE_PROMETHEUS_STACK.name,
+            version=KUBE_PROMETHEUS_STACK.version,
+            repository_opts={"repo": KUBE_PROMETHEUS_STACK.repository},
+            values=monitoring_values(args),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]),
+        )
+        dashboards = {
+            **ray_dashboards(),
+            "naomi-overview.json": json.dumps(overview_dashboard(), sort_keys=True),
+        }
+        for file_name, content in sorted(dashboards.items()):
+            config_name = f"dashboard-{file_name.removesuffix('.json').lower()}"[:63]
+            k8s.core.v1.ConfigMap(
+                f"{name}-{config_name}",
+                metadata={
+                    "name": config_name,
+                    "namespace": args.namespace,
+                    "labels": {**labels("grafana", name), "grafana_dashboard": "1"},
+                },
+                data={file_name: content},
+                opts=child,
+            )
+        self.register_outputs({"grafanaAdmin": self.grafana_admin})

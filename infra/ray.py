@@ -1,0 +1,357 @@
+"""KubeRay and the platform's Ray cluster, with one worker pool per device class.
+
+The kuberay-operator chart (1.7) installs the RayCluster/RayJob/RayService CRDs, so it is a
+`helm.v3.Release` and every Ray custom resource depends on it (CRDs first, pulumi-kubernetes
+#3176). The RayCluster's head schedules no work (`num-cpus: 0`); each pool from config is a
+worker group on its architecture's nodes with that architecture's image (same Ray and Python on
+both, checked by tests), a custom resource named after the pool (`{"pi": 1}`) so workloads can
+target device classes, an in-memory `/dev/shm` sized to the object store, and explicit
+object-store memory for small nodes. Token auth is on; the dashboard is reachable only through
+the gateway. GCS fault tolerance (a Redis with a generated password) is an option.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra import pods
+from infra.naming import labels, selector_labels
+from infra.profiles import Resources
+from infra.quantities import cpu_cores, memory_bytes
+from infra.versions import KUBERAY_OPERATOR, RAY_IMAGES, RAY_VERSION, REDIS_IMAGE
+
+RAY_UID = 1000  # the `ray` user of the official images (its home holds Ray's runtime files)
+DASHBOARD_PORT = 8265
+METRICS_PORT = 8080
+OBJECT_STORE_FRACTION = 0.25
+
+
+@dataclass(frozen=True, kw_only=True)
+class RayPool:
+    name: str
+    arch: Literal["amd64", "arm64"]
+    min: int
+    max: int
+    cpu: str
+    memory: str
+
+    @property
+    def object_store_bytes(self) -> int:
+        return int(memory_bytes(self.memory) * OBJECT_STORE_FRACTION)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RayPlatformArgs:
+    namespace: str
+    pools: tuple[RayPool, ...]
+    head: Resources
+    operator: Resources
+    cluster_name: str = "ray"
+    gcs_fault_tolerance: bool = False
+    redis: Resources | None = None
+    # The kube-prometheus-stack release: ServiceMonitor/PodMonitor need its CRDs first.
+    monitoring_release: pulumi.Resource | None = None
+
+    def __post_init__(self) -> None:
+        names = [pool.name for pool in self.pools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"RayPlatformArgs.pools: names must be unique ({names})")
+        if self.gcs_fault_tolerance and self.redis is None:
+            raise ValueError("RayPlatformArgs.redis resources are required with gcs_fault_tolerance")
+
+
+def _shm(size_bytes: int) -> dict[str, Any]:
+    return {
+        "name": "dshm",
+        "emptyDir": {"medium": "Memory", "sizeLimit": f"{max(size_bytes // 2**20, 64)}Mi"},
+    }
+
+
+def _ray_container(
+    name: str, image: str, resources: dict[str, Any], ports: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": resources,
+        # Ray writes its session files under /tmp/ray and the home directory.
+        "securityContext": pods.container_security_context(read_only_root=False),
+        "ports": ports,
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+
+
+def head_group(args: RayPlatformArgs) -> dict[str, Any]:
+    image = RAY_IMAGES["amd64"]
+    return {
+        "serviceType": "ClusterIP",
+        "rayStartParams": {
+            "num-cpus": "0",
+            "dashboard-host": "0.0.0.0",
+            "metrics-export-port": str(METRICS_PORT),
+        },
+        "template": {
+            "metadata": {"labels": labels("ray-head", args.cluster_name, version=image)},
+            "spec": {
+                # The head keeps its service-account token: the in-tree autoscaler sidecar talks to
+                # the API server (KubeRay binds it a Role scoped to this cluster's pods).
+                "nodeSelector": {"kubernetes.io/arch": "amd64"},
+                "securityContext": pods.pod_security_context(RAY_UID, group=100),
+                "containers": [
+                    _ray_container(
+                        "ray-head",
+                        image,
+                        args.head.spec(),
+                        [
+                            {"name": "gcs-server", "containerPort": 6379},
+                            {"name": "dashboard", "containerPort": DASHBOARD_PORT},
+                            {"name": "client", "containerPort": 10001},
+                            {"name": "metrics", "containerPort": METRICS_PORT},
+                        ],
+                    )
+                ],
+                "volumes": [_shm(512 * 2**20)],
+            },
+        },
+    }
+
+
+def worker_group(args: RayPlatformArgs, pool: RayPool) -> dict[str, Any]:
+    image = RAY_IMAGES[pool.arch]
+    cpus = max(int(cpu_cores(pool.cpu)), 1)
+    return {
+        "groupName": pool.name,
+        "replicas": pool.min,
+        "minReplicas": pool.min,
+        "maxReplicas": pool.max,
+        "rayStartParams": {
+            "num-cpus": str(cpus),
+            "object-store-memory": str(pool.object_store_bytes),
+            "resources": json.dumps({pool.name: cpus}, separators=(",", ":")),
+            "metrics-export-port": str(METRICS_PORT),
+        },
+        "template": {
+            "metadata": {
+                "labels": {
+                    **labels("ray-worker", args.cluster_name, version=image),
+                    "naomi.io/ray-pool": pool.name,
+                }
+            },
+            "spec": {
+                "automountServiceAccountToken": False,
+                "nodeSelector": {"kubernetes.io/arch": pool.arch},
+                "securityContext": pods.pod_security_context(RAY_UID, group=100),
+                "containers": [
+                    _ray_container(
+                        "ray-worker",
+                        image,
+                        Resources(
+                            cpu_request=pool.cpu,
+                            memory_request=pool.memory,
+                            cpu_limit=pool.cpu,
+                            memory_limit=pool.memory,
+                        ).spec(),
+                        [{"name": "metrics", "containerPort": METRICS_PORT}],
+                    )
+                ],
+                "volumes": [_shm(pool.object_store_bytes)],
+            },
+        },
+    }
+
+
+def operator_values(args: RayPlatformArgs) -> dict[str, Any]:
+    return {
+        "resources": args.operator.spec(),
+        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "metrics": {"enabled": True},
+    }
+
+
+class RayPlatform(pulumi.ComponentResource):
+    """kuberay-operator, the shared RayCluster and (optionally) Redis for GCS fault tolerance."""
+
+    operator: k8s.helm.v3.Release
+    head_service: str
+    dashboard_port: int = DASHBOARD_PORT
+
+    def __init__(self, name: str, args: RayPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:platform:RayPlatform", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Helm release: the chart installs the ray.io CRDs before the operator; our RayCluster
+        # depends on the release, so it is created only once the CRD exists.
+        self.operator = k8s.helm.v3.Release(
+            f"{name}-operator",
+            name="kuberay-operator",
+            namespace=args.namespace,
+            chart=KUBERAY_OPERATOR.name,
+            version=KUBERAY_OPERATOR.version,
+            repository_opts={"repo": KUBERAY_OPERATOR.repository},
+            values=operator_values(args),
+            opts=child,
+        )
+        spec: dict[str, Any] = {
+            "rayVersion": RAY_VERSION,
+            "enableInTreeAutoscaling": True,
+            "autoscalerOptions": {
+                "upscalingMode": "Default",
+                "idleTimeoutSeconds": 300,
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                    "limits": {"cpu": "500m", "memory": "512Mi"},
+                },
+                "securityContext": pods.container_security_context(read_only_root=False),
+            },
+            "authOptions": {"mode": "token"},
+            "headGroupSpec": head_group(args),
+            "workerGroupSpecs": [worker_group(args, pool) for pool in args.pools],
+        }
+        depends: list[pulumi.Resource] = [self.operator]
+        if args.gcs_fault_tolerance:
+            assert args.redis is not None
+            redis_secret = self._redis(name, args, args.redis, child)
+            depends.append(redis_secret)
+            spec["gcsFaultToleranceOptions"] = {
+                "redisAddress": f"redis.{args.namespace}.svc.cluster.local:6379",
+                "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "ray-redis", "key": "password"}}},
+            }
+        k8s.apiextensions.CustomResource(
+            f"{name}-cluster",
+            api_version="ray.io/v1",
+            kind="RayCluster",
+            metadata={
+                "name": args.cluster_name,
+                "namespace": args.namespace,
+                "labels": labels("ray", args.cluster_name, version=RAY_VERSION),
+            },
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+        self.head_service = f"{args.cluster_name}-head-svc"
+        if args.monitoring_release is not None:
+            self._monitors(name, args, args.monitoring_release)
+        self.register_outputs({"headService": self.head_service})
+
+    def _redis(
+        self, name: str, args: RayPlatformArgs, resources: Resources, child: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Secret:
+        password = random.RandomPassword(f"{name}-redis", length=32, special=False, opts=child)
+        secret = k8s.core.v1.Secret(
+            f"{name}-redis",
+            metadata={
+                "name": "ray-redis",
+                "namespace": args.namespace,
+                "labels": labels("redis", "ray-redis"),
+            },
+            type="Opaque",
+            string_data={"password": password.result},
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            f"{name}-redis",
+            metadata={"name": "redis", "namespace": args.namespace, "labels": labels("redis", "ray-redis")},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector_labels("redis", "ray-redis"),
+                "ports": [{"name": "redis", "port": 6379, "targetPort": "redis"}],
+            },
+            opts=child,
+        )
+        probe = ["sh", "-c", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG']
+        k8s.apps.v1.StatefulSet(
+            f"{name}-redis",
+            metadata={
+                "name": "redis",
+                "namespace": args.namespace,
+                "labels": labels("redis", "ray-redis", version=REDIS_IMAGE),
+            },
+            spec={
+                "serviceName": "redis",
+                "replicas": 1,
+                "selector": {"matchLabels": selector_labels("redis", "ray-redis")},
+                "template": {
+                    "metadata": {"labels": labels("redis", "ray-redis", version=REDIS_IMAGE)},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": pods.pod_security_context(10001),
+                        "containers": [
+                            pods.container(
+                                "redis",
+                                REDIS_IMAGE,
+                                resources,
+                                command=[
+                                    "sh",
+                                    "-c",
+                                    'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes --dir /data',
+                                ],
+                                env=[pods.secret_env("REDIS_PASSWORD", "ray-redis", "password")],
+                                ports=[{"name": "redis", "containerPort": 6379}],
+                                readinessProbe=pods.exec_probe(probe),
+                                livenessProbe=pods.exec_probe(probe, initial_delay=20),
+                                volumeMounts=[{"name": "data", "mountPath": "/data"}],
+                            )
+                        ],
+                    },
+                },
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "2Gi"}},
+                        },
+                    }
+                ],
+            },
+            opts=child,
+        )
+        return secret
+
+    def _monitors(self, name: str, args: RayPlatformArgs, monitoring: pulumi.Resource) -> None:
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[monitoring])
+        release: dict[str, str] = {}
+        k8s.apiextensions.CustomResource(
+            f"{name}-head-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={
+                "name": "ray-head",
+                "namespace": args.namespace,
+                "labels": {**labels("ray", args.cluster_name), **release},
+            },
+            spec={
+                "jobLabel": "ray-head",
+                "selector": {
+                    "matchLabels": {"ray.io/node-type": "head", "ray.io/cluster": args.cluster_name}
+                },
+                "endpoints": [{"port": "metrics", "interval": "30s"}],
+                "targetLabels": ["ray.io/cluster"],
+            },
+            opts=opts,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-worker-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={
+                "name": "ray-workers",
+                "namespace": args.namespace,
+                "labels": {**labels("ray", args.cluster_name), **release},
+            },
+            spec={
+                "jobLabel": "ray-workers",
+                "selector": {
+                    "matchLabels": {"ray.io/node-type": "worker", "ray.io/cluster": args.cluster_name}
+                },
+                "podMetricsEndpoints": [{"port": "metrics", "interval": "30s"}],
+                "podTargetLabels": ["ray.io/cluster", "naomi.io/ray-pool"],
+            },
+            opts=opts,
+        )
