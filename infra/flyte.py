@@ -28,6 +28,7 @@ HTTP_PORT = 8088
 TASK_STORAGE_SECRET = "flyte-task-storage"
 PROJECT = "naomi"
 DB_SECRET_MOUNT = "/var/run/secrets/flyte-db"
+METRICS_PORT = 10254
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +53,7 @@ class FlyteArgs:
     object_store_credentials: pulumi.Input[dict[str, str]]  # secret: copied for task pods
     bucket: str = "flyte"
     task_defaults: TaskDefaults = TaskDefaults()
+    monitoring_release: pulumi.Resource | None = None
 
 
 def flyte_values(
@@ -235,4 +237,19 @@ class Flyte(pulumi.ComponentResource):
             values=values,
             opts=child,
         )
+        if args.monitoring_release is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={"name": RELEASE, "namespace": args.namespace, "labels": labels("flyte", name)},
+                spec={
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": "flyte-binary"}},
+                    # flyte-binary's admin and propeller publish Prometheus metrics on the profiler port.
+                    "podMetricsEndpoints": [
+                        {"portNumber": METRICS_PORT, "path": "/metrics", "interval": "30s"}
+                    ],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, args.monitoring_release]),
+            )
         self.register_outputs({})

@@ -37,6 +37,7 @@ def server_args(
     host: str = "0.0.0.0",
     port: int = PORT,
     workers: int = 2,
+    prometheus_dir: str | None = None,
 ) -> list[str]:
     """`mlflow server` arguments; the backend store URI comes from MLFLOW_BACKEND_STORE_URI."""
     args = [
@@ -58,6 +59,9 @@ def server_args(
     ]
     if static_prefix:
         args += ["--static-prefix", static_prefix]
+    if prometheus_dir:
+        # Served at /metrics (not under the static prefix), behind the same basic auth.
+        args += ["--expose-prometheus", prometheus_dir]
     return args
 
 
@@ -97,6 +101,8 @@ class MlflowArgs:
     static_prefix: str = "/mlflow"
     image: str = MLFLOW_IMAGE
     replicas: int = 1
+    # The kube-prometheus-stack release: the ServiceMonitor needs its CRD first (None: no monitor).
+    monitoring_release: pulumi.Resource | None = None
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -173,6 +179,7 @@ class Mlflow(pulumi.ComponentResource):
             artifacts_destination=f"s3://{args.bucket}",
             allowed_hosts=("$(MLFLOW_SERVER_ALLOWED_HOSTS)",),
             static_prefix=args.static_prefix,
+            prometheus_dir="/tmp/prometheus",
         )
         probe_path = f"{args.static_prefix}/health" if args.static_prefix else "/health"
         strategy: dict[str, Any] = (
@@ -234,5 +241,29 @@ class Mlflow(pulumi.ComponentResource):
                 opts=child,
             )
         allow_from_platform(name, args.namespace, selector_labels("mlflow", name), PORT, child)
+        if args.monitoring_release is not None:
+            credential = {"name": config.metadata.name}
+            k8s.apiextensions.CustomResource(
+                f"{name}-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata={"name": name, "namespace": args.namespace, "labels": labels("mlflow", name)},
+                spec={
+                    "selector": {"matchLabels": selector_labels("mlflow", name)},
+                    "endpoints": [
+                        {
+                            "port": "http",
+                            "path": "/metrics",
+                            "interval": "30s",
+                            # MLflow's auth covers /metrics too; Prometheus signs in as admin.
+                            "basicAuth": {
+                                "username": {**credential, "key": "username"},
+                                "password": {**credential, "key": "password"},
+                            },
+                        }
+                    ],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.monitoring_release]),
+            )
         self.url = pulumi.Output.concat("http://", in_cluster, f":{PORT}", args.static_prefix)
         self.register_outputs({"url": self.url, "adminSecret": self.admin_secret})

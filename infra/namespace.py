@@ -25,6 +25,8 @@ class PlatformNamespaceArgs:
     default_deny: bool = True
     # Controllers (operators, Flyte, Prometheus) talk to the Kubernetes API server.
     api_server_egress: bool = False
+    # Prometheus' namespace, allowed to scrape every pod here (None: no monitoring).
+    scrape_from_namespace: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.startswith(f"{PART_OF}-"):
@@ -104,6 +106,32 @@ class PlatformNamespace(pulumi.ComponentResource):
                         "policyTypes": ["Egress"],
                         "egress": [
                             {"ports": [{"protocol": "TCP", "port": port} for port in (443, 6443, 16443)]}
+                        ],
+                    },
+                    opts=child,
+                )
+            if args.scrape_from_namespace is not None:
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-allow-prometheus",
+                    metadata={"name": "allow-prometheus-scrape", "namespace": args.name},
+                    spec={
+                        "podSelector": {},
+                        "policyTypes": ["Ingress"],
+                        "ingress": [
+                            {
+                                "from": [
+                                    {
+                                        "namespaceSelector": {
+                                            "matchLabels": {
+                                                "kubernetes.io/metadata.name": args.scrape_from_namespace
+                                            }
+                                        },
+                                        "podSelector": {
+                                            "matchLabels": {"app.kubernetes.io/name": "prometheus"}
+                                        },
+                                    }
+                                ]
+                            }
                         ],
                     },
                     opts=child,

@@ -142,7 +142,11 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
     namespaces = {
         key: PlatformNamespace(
             f"ns-{key}",
-            PlatformNamespaceArgs(name=NAMESPACES[key], api_server_egress=key in controllers),
+            PlatformNamespaceArgs(
+                name=NAMESPACES[key],
+                api_server_egress=key in controllers,
+                scrape_from_namespace=NAMESPACES["monitoring"] if config.monitoring.enabled else None,
+            ),
             opts=opts,
         )
         for key in wanted
@@ -199,46 +203,8 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
         opts=opts,
     )
 
-    routes: list[Route] = []
-    mlflow = None
-    if config.mlflow.enabled:
-        mlflow = Mlflow(
-            "mlflow",
-            MlflowArgs(
-                namespace=platform_ns,
-                resources=profile.mlflow,
-                backend_uri_secret=postgres.consumer_secret("mlflow"),
-                auth_database_uri=postgres.consumer_uri("mlflow_auth"),
-                object_store_endpoint=object_store.endpoint,
-                object_store_secret=object_store.secret_name,
-                external_host=gateway_config.address,
-            ),
-            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres]),
-        )
-        routes.append(
-            Route(
-                name="mlflow",
-                prefix="/mlflow",
-                namespace=NAMESPACES["platform"],
-                service="mlflow",
-                port=MLFLOW_PORT,
-                pod_selector=selector_labels("mlflow", "mlflow"),
-                auth=False,
-            )
-        )
-    if store.mode == "minio":
-        routes.append(
-            Route(
-                name="object-store-console",
-                prefix="/minio",
-                namespace=NAMESPACES["platform"],
-                service="object-store",
-                port=CONSOLE_PORT,
-                pod_selector=selector_labels("object-store", "object-store"),
-                strip_prefix=True,
-            )
-        )
     monitoring = None
+    monitoring_routes: list[Route] = []
     if config.monitoring.enabled:
         monitoring = Monitoring(
             "monitoring",
@@ -256,7 +222,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["monitoring"]]),
         )
         monitoring_ns = NAMESPACES["monitoring"]
-        routes += [
+        monitoring_routes = [
             Route(
                 name="grafana",
                 prefix="/grafana",
@@ -284,6 +250,47 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
             ),
         ]
 
+    monitoring_release = monitoring.release if monitoring is not None else None
+    routes: list[Route] = list(monitoring_routes)
+    mlflow = None
+    if config.mlflow.enabled:
+        mlflow = Mlflow(
+            "mlflow",
+            MlflowArgs(
+                namespace=platform_ns,
+                resources=profile.mlflow,
+                backend_uri_secret=postgres.consumer_secret("mlflow"),
+                auth_database_uri=postgres.consumer_uri("mlflow_auth"),
+                object_store_endpoint=object_store.endpoint,
+                object_store_secret=object_store.secret_name,
+                external_host=gateway_config.address,
+                monitoring_release=monitoring_release,
+            ),
+            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres]),
+        )
+        routes.append(
+            Route(
+                name="mlflow",
+                prefix="/mlflow",
+                namespace=NAMESPACES["platform"],
+                service="mlflow",
+                port=MLFLOW_PORT,
+                pod_selector=selector_labels("mlflow", "mlflow"),
+                auth=False,
+            )
+        )
+    if store.mode == "minio":
+        routes.append(
+            Route(
+                name="object-store-console",
+                prefix="/minio",
+                namespace=NAMESPACES["platform"],
+                service="object-store",
+                port=CONSOLE_PORT,
+                pod_selector=selector_labels("object-store", "object-store"),
+                strip_prefix=True,
+            )
+        )
     ray = None
     if config.ray.enabled:
         ray = RayPlatform(
@@ -298,7 +305,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 operator=profile.ray_operator,
                 gcs_fault_tolerance=config.ray.gcs_fault_tolerance,
                 redis=profile.redis,
-                monitoring_release=monitoring.release if monitoring is not None else None,
+                monitoring_release=monitoring_release,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["ray"]]),
         )
@@ -327,6 +334,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 object_store_endpoint=object_store.endpoint,
                 object_store_secret=object_store.secret_name,
                 object_store_credentials=object_store.root_credentials,
+                monitoring_release=monitoring_release,
             ),
             opts=pulumi.ResourceOptions(
                 provider=access.provider, depends_on=[postgres, object_store, namespaces["workloads"]]

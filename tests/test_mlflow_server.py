@@ -69,6 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         artifacts_destination="s3://mlflow",
         allowed_hosts=(f"127.0.0.1:{port}", "localhost:*"),
         static_prefix=PREFIX,
+        prometheus_dir=str(workdir / "prometheus"),
         host="127.0.0.1",
         port=port,
         workers=1,
@@ -158,3 +159,11 @@ def test_log_register_and_load_a_model_through_the_proxy(
 
     stored = [obj.object_name for obj in server.s3.list_objects("mlflow", recursive=True)]
     assert any(name.endswith("MLmodel") for name in stored), stored
+
+
+def test_metrics_need_the_same_login(server: Server) -> None:
+    metrics = server.url.removesuffix(PREFIX) + "/metrics"
+    assert httpx.get(metrics).status_code == 401
+    response = httpx.get(metrics, auth=("admin", server.password))
+    assert response.status_code == 200
+    assert "mlflow_exporter_info" in response.text

@@ -206,3 +206,31 @@ def test_monitoring_off_removes_monitors_and_routes(
     assert not [o for o in dev.kubernetes if o["kind"] in ("ServiceMonitor", "PodMonitor")]
     assert "grafana" not in {o["metadata"]["name"] for o in dev.kubernetes if o["kind"] == "IngressRoute"}
     assert "grafanaAdmin" not in evaluations["dev"].outputs
+
+
+def test_mlflow_and_flyte_are_scraped(renders: dict[str, Rendered]) -> None:
+    rendered = renders["edge-lab"]
+    monitor = _one(rendered, "ServiceMonitor", "mlflow")["spec"]["endpoints"][0]
+    assert monitor["path"] == "/metrics"
+    assert monitor["basicAuth"]["password"] == {"name": "mlflow-auth", "key": "password"}
+    mlflow = next(
+        o for o in rendered.kubernetes if o["kind"] == "Deployment" and o["metadata"]["name"] == "mlflow"
+    )
+    command = mlflow["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--expose-prometheus") + 1] == "/tmp/prometheus"
+    assert (
+        _one(rendered, "PodMonitor", "flyte-binary")["spec"]["podMetricsEndpoints"][0]["portNumber"] == 10254
+    )
+    scrape = [
+        o
+        for o in rendered.kubernetes
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-prometheus-scrape"
+    ]
+    assert {o["metadata"]["namespace"] for o in scrape} == {
+        "naomi-platform",
+        "naomi-gateway",
+        "naomi-workloads",
+        "naomi-ray",
+        "naomi-monitoring",
+        "naomi-serving",
+    }
