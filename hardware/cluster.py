@@ -17,7 +17,7 @@ import pulumi_command as command
 import pulumi_random as random
 
 from hardware.inventory import Node
-from hardware.steps import connection, fingerprint, script_command, script_text
+from hardware.steps import connection, fingerprint, script_command, script_step, script_text
 
 JOIN_PORT = 25000
 
@@ -72,15 +72,13 @@ class MicroK8sNode(pulumi.ComponentResource):
         previous: list[pulumi.Resource] = []
 
         def step(step_name: str, script: str, parameters: dict[str, str]) -> command.remote.Command:
-            run = script_command(script, parameters)
-            resource = command.remote.Command(
+            resource = script_step(
                 f"{name}-{step_name}",
-                connection=ssh,
-                create=run,
-                update=run,
-                triggers=[fingerprint(script, parameters)],
+                ssh,
+                script,
+                parameters,
+                pulumi.ResourceOptions(parent=self, depends_on=list(previous)),
                 add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(previous)),
             )
             previous[:] = [resource]
             return resource
@@ -120,13 +118,12 @@ class MicroK8sCluster(pulumi.ComponentResource):
         }
 
         addon_parameters = {"ADDONS": " ".join(args.addons)}
-        addons = command.remote.Command(
+        addons = script_step(
             f"{name}-{bootstrap.name}-addons",
-            connection=bootstrap_ssh,
-            create=script_command("addons.sh", addon_parameters),
-            update=script_command("addons.sh", addon_parameters),
-            triggers=[fingerprint("addons.sh", addon_parameters)],
-            opts=pulumi.ResourceOptions(
+            bootstrap_ssh,
+            "addons.sh",
+            addon_parameters,
+            pulumi.ResourceOptions(
                 parent=hosts[bootstrap.name], depends_on=[hosts[bootstrap.name].installed]
             ),
         )
@@ -200,26 +197,24 @@ class MicroK8sCluster(pulumi.ComponentResource):
                 "LABELS": " ".join(f"{k}={v}" for k, v in sorted(node.node_labels().items())),
                 "TAINTS": " ".join(f"{t.key}={t.value}:{t.effect}" for t in node.taints),
             }
-            command.remote.Command(
+            script_step(
                 f"{name}-{node.name}-labels",
-                connection=bootstrap_ssh,
-                create=script_command("label.sh", label_parameters),
-                update=script_command("label.sh", label_parameters),
-                triggers=[fingerprint("label.sh", label_parameters)],
-                opts=pulumi.ResourceOptions(parent=hosts[node.name], depends_on=[joined_by_node[node.name]]),
+                bootstrap_ssh,
+                "label.sh",
+                label_parameters,
+                pulumi.ResourceOptions(parent=hosts[node.name], depends_on=[joined_by_node[node.name]]),
             )
 
         kubeconfig_parameters = {"API_ADDRESS": bootstrap.address}
-        fetched = command.remote.Command(
+        fetched = script_step(
             f"{name}-kubeconfig",
-            connection=bootstrap_ssh,
-            create=script_command("kubeconfig.sh", kubeconfig_parameters),
-            update=script_command("kubeconfig.sh", kubeconfig_parameters),
-            triggers=[fingerprint("kubeconfig.sh", kubeconfig_parameters)],
-            logging="stderr",
-            opts=pulumi.ResourceOptions(
+            bootstrap_ssh,
+            "kubeconfig.sh",
+            kubeconfig_parameters,
+            pulumi.ResourceOptions(
                 parent=self, depends_on=[last_control_plane], additional_secret_outputs=["stdout"]
             ),
+            logging="stderr",
         )
         self.kubeconfig = pulumi.Output.secret(fetched.stdout)
         self.register_outputs({"kubeconfig": self.kubeconfig})

@@ -60,3 +60,24 @@ def connection(node: Node, private_key: pulumi.Input[str]) -> command.remote.Con
         dial_error_limit=20,
         per_dial_timeout=15,
     )
+
+
+def script_step(
+    resource_name: str,
+    ssh: command.remote.ConnectionArgs,
+    script: str,
+    parameters: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+    **extra: object,
+) -> command.remote.Command:
+    """A remote step that re-runs (create or update) exactly when its script or parameters change."""
+    run = script_command(script, parameters)
+    return command.remote.Command(
+        resource_name,
+        connection=ssh,
+        create=run,
+        update=run,
+        triggers=[fingerprint(script, parameters)],
+        opts=opts,
+        **extra,
+    )

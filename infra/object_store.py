@@ -124,69 +124,37 @@ class ObjectStore(pulumi.ComponentResource):
             pods.secret_env("MINIO_ROOT_USER", secret.metadata.name, "accessKey"),
             pods.secret_env("MINIO_ROOT_PASSWORD", secret.metadata.name, "secretKey"),
         ]
-        k8s.apps.v1.StatefulSet(
+        pods.stateful_set(
             name,
-            metadata={
-                "name": name,
-                "namespace": args.namespace,
-                "labels": labels("object-store", name, version=args.image),
-            },
-            spec={
-                "serviceName": name,
-                "replicas": 1,
-                "selector": {"matchLabels": selector_labels("object-store", name)},
-                "template": {
-                    "metadata": {"labels": labels("object-store", name, version=args.image)},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": pods.pod_security_context(MINIO_UID),
-                        "containers": [
-                            pods.container(
-                                "minio",
-                                args.image,
-                                args.resources,
-                                args=[
-                                    "server",
-                                    "/data",
-                                    "--address",
-                                    f":{S3_PORT}",
-                                    "--console-address",
-                                    f":{CONSOLE_PORT}",
-                                ],
-                                env=[
-                                    *credentials_env,
-                                    {"name": "HOME", "value": "/tmp"},
-                                    *(
-                                        [{"name": "MINIO_BROWSER_REDIRECT_URL", "value": args.console_url}]
-                                        if args.console_url
-                                        else [{"name": "MINIO_BROWSER", "value": "off"}]
-                                    ),
-                                ],
-                                ports=[
-                                    {"name": "s3", "containerPort": S3_PORT},
-                                    {"name": "console", "containerPort": CONSOLE_PORT},
-                                ],
-                                readinessProbe=pods.http_probe("/minio/health/ready", "s3"),
-                                livenessProbe=pods.http_probe("/minio/health/live", "s3", initial_delay=15),
-                                volumeMounts=[
-                                    {"name": "data", "mountPath": "/data"},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                ],
-                            )
-                        ],
-                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
-                    },
-                },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": args.volume_size}},
-                        },
-                    }
+            component="object-store",
+            instance=name,
+            namespace=args.namespace,
+            image=args.image,
+            uid=MINIO_UID,
+            container=pods.container(
+                "minio",
+                args.image,
+                args.resources,
+                args=["server", "/data", "--address", f":{S3_PORT}", "--console-address", f":{CONSOLE_PORT}"],
+                env=[
+                    *credentials_env,
+                    {"name": "HOME", "value": "/tmp"},
+                    *(
+                        [{"name": "MINIO_BROWSER_REDIRECT_URL", "value": args.console_url}]
+                        if args.console_url
+                        else [{"name": "MINIO_BROWSER", "value": "off"}]
+                    ),
                 ],
-            },
+                ports=[
+                    {"name": "s3", "containerPort": S3_PORT},
+                    {"name": "console", "containerPort": CONSOLE_PORT},
+                ],
+                readinessProbe=pods.http_probe("/minio/health/ready", "s3"),
+                livenessProbe=pods.http_probe("/minio/health/live", "s3", initial_delay=15),
+                volumeMounts=[{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
+            ),
+            volume_size=args.volume_size,
+            volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
             opts=child,
         )
         allow_from_platform(name, args.namespace, selector_labels("object-store", name), S3_PORT, child)
@@ -220,29 +188,26 @@ class ObjectStore(pulumi.ComponentResource):
             spec={
                 "backoffLimit": 10,
                 "ttlSecondsAfterFinished": 86400,
-                "template": {
-                    "metadata": {"labels": labels("object-store-buckets", name)},
-                    "spec": {
-                        "restartPolicy": "OnFailure",
-                        "automountServiceAccountToken": False,
-                        "securityContext": pods.pod_security_context(MINIO_UID),
-                        "containers": [
-                            pods.container(
-                                "buckets",
-                                args.client_image,
-                                args.job_resources,
-                                command=["/bin/sh", "-c", script],
-                                env=[
-                                    *credentials,
-                                    {"name": "S3_ENDPOINT", "value": self.endpoint},
-                                    {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
-                                ],
-                                volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
-                            )
-                        ],
-                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
-                    },
-                },
+                "template": pods.job_pod_template(
+                    "object-store-buckets",
+                    name,
+                    MINIO_UID,
+                    [
+                        pods.container(
+                            "buckets",
+                            args.client_image,
+                            args.job_resources,
+                            command=["/bin/sh", "-c", script],
+                            env=[
+                                *credentials,
+                                {"name": "S3_ENDPOINT", "value": self.endpoint},
+                                {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
+                            ],
+                            volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+                        )
+                    ],
+                    volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                ),
             },
             opts=child,
         )

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.naming import labels, selector_labels
 from infra.profiles import Resources
 
 
@@ -74,3 +78,70 @@ def container(
         "securityContext": container_security_context(read_only_root=read_only_root),
         **fields,
     }
+
+
+def job_pod_template(
+    component: str,
+    instance: str,
+    uid: int,
+    containers: list[dict[str, Any]],
+    *,
+    init_containers: list[dict[str, Any]] | None = None,
+    volumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The pod template of a run-to-completion Job or CronJob: restarts on failure, no token."""
+    spec: dict[str, Any] = {
+        "restartPolicy": "OnFailure",
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(uid),
+    }
+    if init_containers:
+        spec["initContainers"] = init_containers
+    spec["containers"] = containers
+    if volumes:
+        spec["volumes"] = volumes
+    return {"metadata": {"labels": labels(component, instance)}, "spec": spec}
+
+
+def stateful_set(
+    resource_name: str,
+    *,
+    component: str,
+    instance: str,
+    namespace: pulumi.Input[str],
+    image: str,
+    uid: int,
+    container: dict[str, Any],
+    volume_size: str,
+    volumes: list[dict[str, Any]] | None = None,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apps.v1.StatefulSet:
+    """A single-replica stateful service with its data on a PVC named `data`."""
+    pod_labels = labels(component, instance, version=image)
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(uid),
+        "containers": [container],
+    }
+    if volumes:
+        spec["volumes"] = volumes
+    return k8s.apps.v1.StatefulSet(
+        resource_name,
+        metadata={"name": instance, "namespace": namespace, "labels": pod_labels},
+        spec={
+            "serviceName": instance,
+            "replicas": 1,
+            "selector": {"matchLabels": selector_labels(component, instance)},
+            "template": {"metadata": {"labels": pod_labels}, "spec": spec},
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": volume_size}},
+                    },
+                }
+            ],
+        },
+        opts=opts,
+    )

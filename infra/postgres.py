@@ -95,61 +95,33 @@ class Postgres(pulumi.ComponentResource):
             pods.secret_env("POSTGRES_PASSWORD", superuser.metadata.name, "password"),
             pods.secret_env("PGPASSWORD", superuser.metadata.name, "password"),
         ]
-        k8s.apps.v1.StatefulSet(
+        ready = ["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
+        pods.stateful_set(
             name,
-            metadata={
-                "name": name,
-                "namespace": args.namespace,
-                "labels": labels("postgres", name, version=args.image),
-            },
-            spec={
-                "serviceName": name,
-                "replicas": 1,
-                "selector": {"matchLabels": selector_labels("postgres", name)},
-                "template": {
-                    "metadata": {"labels": labels("postgres", name, version=args.image)},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": pods.pod_security_context(POSTGRES_UID),
-                        "containers": [
-                            pods.container(
-                                "postgres",
-                                args.image,
-                                args.resources,
-                                env=[
-                                    *superuser_env,
-                                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                ],
-                                ports=[{"name": "postgres", "containerPort": PORT}],
-                                readinessProbe=pods.exec_probe(
-                                    ["pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
-                                ),
-                                livenessProbe=pods.exec_probe(
-                                    ["pg_isready", "-U", "postgres", "-h", "127.0.0.1"], initial_delay=30
-                                ),
-                                volumeMounts=[
-                                    {"name": "data", "mountPath": "/var/lib/postgresql/data"},
-                                    {"name": "run", "mountPath": "/var/run/postgresql"},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                ],
-                            )
-                        ],
-                        "volumes": [
-                            {"name": "run", "emptyDir": {"sizeLimit": "16Mi"}},
-                            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                        ],
-                    },
-                },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": args.volume_size}},
-                        },
-                    }
+            component="postgres",
+            instance=name,
+            namespace=args.namespace,
+            image=args.image,
+            uid=POSTGRES_UID,
+            container=pods.container(
+                "postgres",
+                args.image,
+                args.resources,
+                env=[*superuser_env, {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
+                ports=[{"name": "postgres", "containerPort": PORT}],
+                readinessProbe=pods.exec_probe(ready),
+                livenessProbe=pods.exec_probe(ready, initial_delay=30),
+                volumeMounts=[
+                    {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                    {"name": "run", "mountPath": "/var/run/postgresql"},
+                    {"name": "tmp", "mountPath": "/tmp"},
                 ],
-            },
+            ),
+            volume_size=args.volume_size,
+            volumes=[
+                {"name": "run", "emptyDir": {"sizeLimit": "16Mi"}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+            ],
             opts=child,
         )
 
@@ -236,28 +208,25 @@ class Postgres(pulumi.ComponentResource):
             spec={
                 "backoffLimit": 20,
                 "ttlSecondsAfterFinished": 86400,
-                "template": {
-                    "metadata": {"labels": labels("postgres-databases", name)},
-                    "spec": {
-                        "restartPolicy": "OnFailure",
-                        "automountServiceAccountToken": False,
-                        "securityContext": pods.pod_security_context(POSTGRES_UID),
-                        "containers": [
-                            pods.container(
-                                "databases",
-                                args.image,
-                                args.job_resources,
-                                command=["/bin/sh", "-c", script],
-                                env=[
-                                    *superuser_env,
-                                    *consumer_env,
-                                    {"name": "PGHOST", "value": self.host},
-                                    {"name": "PGUSER", "value": "postgres"},
-                                ],
-                            )
-                        ],
-                    },
-                },
+                "template": pods.job_pod_template(
+                    "postgres-databases",
+                    name,
+                    POSTGRES_UID,
+                    [
+                        pods.container(
+                            "databases",
+                            args.image,
+                            args.job_resources,
+                            command=["/bin/sh", "-c", script],
+                            env=[
+                                *superuser_env,
+                                *consumer_env,
+                                {"name": "PGHOST", "value": self.host},
+                                {"name": "PGUSER", "value": "postgres"},
+                            ],
+                        )
+                    ],
+                ),
             },
             opts=child,
         )
@@ -302,45 +271,42 @@ class Postgres(pulumi.ComponentResource):
                 "jobTemplate": {
                     "spec": {
                         "backoffLimit": 2,
-                        "template": {
-                            "metadata": {"labels": labels("postgres-backup", name)},
-                            "spec": {
-                                "restartPolicy": "OnFailure",
-                                "automountServiceAccountToken": False,
-                                "securityContext": pods.pod_security_context(POSTGRES_UID),
-                                "initContainers": [
-                                    pods.container(
-                                        "dump",
-                                        args.image,
-                                        args.job_resources,
-                                        command=["/bin/sh", "-c", dump],
-                                        env=[
-                                            *superuser_env,
-                                            {"name": "PGHOST", "value": self.host},
-                                            {"name": "PGUSER", "value": "postgres"},
-                                        ],
-                                        volumeMounts=[{"name": "backup", "mountPath": "/backup"}],
-                                    )
-                                ],
-                                "containers": [
-                                    pods.container(
-                                        "upload",
-                                        MINIO_CLIENT_IMAGE,
-                                        args.job_resources,
-                                        command=["/bin/sh", "-c", upload],
-                                        env=storage_env,
-                                        volumeMounts=[
-                                            {"name": "backup", "mountPath": "/backup"},
-                                            {"name": "tmp", "mountPath": "/tmp"},
-                                        ],
-                                    )
-                                ],
-                                "volumes": [
-                                    {"name": "backup", "emptyDir": {"sizeLimit": "2Gi"}},
-                                    {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                                ],
-                            },
-                        },
+                        "template": pods.job_pod_template(
+                            "postgres-backup",
+                            name,
+                            POSTGRES_UID,
+                            [
+                                pods.container(
+                                    "upload",
+                                    MINIO_CLIENT_IMAGE,
+                                    args.job_resources,
+                                    command=["/bin/sh", "-c", upload],
+                                    env=storage_env,
+                                    volumeMounts=[
+                                        {"name": "backup", "mountPath": "/backup"},
+                                        {"name": "tmp", "mountPath": "/tmp"},
+                                    ],
+                                )
+                            ],
+                            init_containers=[
+                                pods.container(
+                                    "dump",
+                                    args.image,
+                                    args.job_resources,
+                                    command=["/bin/sh", "-c", dump],
+                                    env=[
+                                        *superuser_env,
+                                        {"name": "PGHOST", "value": self.host},
+                                        {"name": "PGUSER", "value": "postgres"},
+                                    ],
+                                    volumeMounts=[{"name": "backup", "mountPath": "/backup"}],
+                                )
+                            ],
+                            volumes=[
+                                {"name": "backup", "emptyDir": {"sizeLimit": "2Gi"}},
+                                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                            ],
+                        ),
                     }
                 },
             },

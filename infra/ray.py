@@ -248,7 +248,7 @@ class RayPlatform(pulumi.ComponentResource):
             metadata={
                 "name": "ray-redis",
                 "namespace": args.namespace,
-                "labels": labels("redis", "ray-redis"),
+                "labels": labels("redis", "redis"),
             },
             type="Opaque",
             string_data={"password": password.result},
@@ -256,60 +256,38 @@ class RayPlatform(pulumi.ComponentResource):
         )
         k8s.core.v1.Service(
             f"{name}-redis",
-            metadata={"name": "redis", "namespace": args.namespace, "labels": labels("redis", "ray-redis")},
+            metadata={"name": "redis", "namespace": args.namespace, "labels": labels("redis", "redis")},
             spec={
                 "type": "ClusterIP",
-                "selector": selector_labels("redis", "ray-redis"),
+                "selector": selector_labels("redis", "redis"),
                 "ports": [{"name": "redis", "port": 6379, "targetPort": "redis"}],
             },
             opts=child,
         )
         probe = ["sh", "-c", 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG']
-        k8s.apps.v1.StatefulSet(
+        pods.stateful_set(
             f"{name}-redis",
-            metadata={
-                "name": "redis",
-                "namespace": args.namespace,
-                "labels": labels("redis", "ray-redis", version=REDIS_IMAGE),
-            },
-            spec={
-                "serviceName": "redis",
-                "replicas": 1,
-                "selector": {"matchLabels": selector_labels("redis", "ray-redis")},
-                "template": {
-                    "metadata": {"labels": labels("redis", "ray-redis", version=REDIS_IMAGE)},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": pods.pod_security_context(10001),
-                        "containers": [
-                            pods.container(
-                                "redis",
-                                REDIS_IMAGE,
-                                resources,
-                                command=[
-                                    "sh",
-                                    "-c",
-                                    'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes --dir /data',
-                                ],
-                                env=[pods.secret_env("REDIS_PASSWORD", "ray-redis", "password")],
-                                ports=[{"name": "redis", "containerPort": 6379}],
-                                readinessProbe=pods.exec_probe(probe),
-                                livenessProbe=pods.exec_probe(probe, initial_delay=20),
-                                volumeMounts=[{"name": "data", "mountPath": "/data"}],
-                            )
-                        ],
-                    },
-                },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": "2Gi"}},
-                        },
-                    }
+            component="redis",
+            instance="redis",
+            namespace=args.namespace,
+            image=REDIS_IMAGE,
+            uid=10001,
+            container=pods.container(
+                "redis",
+                REDIS_IMAGE,
+                resources,
+                command=[
+                    "sh",
+                    "-c",
+                    'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes --dir /data',
                 ],
-            },
+                env=[pods.secret_env("REDIS_PASSWORD", "ray-redis", "password")],
+                ports=[{"name": "redis", "containerPort": 6379}],
+                readinessProbe=pods.exec_probe(probe),
+                livenessProbe=pods.exec_probe(probe, initial_delay=20),
+                volumeMounts=[{"name": "data", "mountPath": "/data"}],
+            ),
+            volume_size="2Gi",
             opts=child,
         )
         return secret
