@@ -152,3 +152,24 @@ def test_existing_cluster_kubeconfig_from_a_file(tmp_path: Path) -> None:
         pulumi.RunError, match=r"^naomi:cluster.kubeconfig.path: no such file: /nonexistent/kc$"
     ):
         evaluate(stack_program(PROJECT_DIR), "file", missing, [])
+
+
+def test_cluster_from_another_stack() -> None:
+    import json
+
+    from naomi.paths import PROJECT_DIR
+    from naomi.render.engine import evaluate, stack_program
+
+    config = {
+        "naomi:cluster": json.dumps(
+            {"mode": "stack", "stack": {"name": "acme/naomi/edge-nodes", "output": "kube"}}
+        ),
+        "naomi:gateway": json.dumps({"address": "10.0.0.5"}),
+    }
+    evaluation = evaluate(stack_program(PROJECT_DIR), "from-stack", config, [])
+    (reference,) = [r for r in evaluation.records if r.type == "pulumi:pulumi:StackReference"]
+    assert reference.inputs == {"name": "acme/naomi/edge-nodes"}
+    provider = next(r for r in evaluation.records if r.type == "pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "<secret:stack:acme/naomi/edge-nodes:kube>"
+    assert not [r for r in evaluation.records if r.type.startswith("command:")]
+    assert "kubeconfig" in evaluation.secret_outputs

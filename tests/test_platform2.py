@@ -234,3 +234,58 @@ def test_mlflow_and_flyte_are_scraped(renders: dict[str, Rendered]) -> None:
         "naomi-monitoring",
         "naomi-serving",
     }
+
+
+def test_alertmanager_routes_trigger_alerts_to_the_receiver() -> None:
+    from infra.monitoring import MonitoringArgs, monitoring_values
+    from infra.profiles import PROFILES
+
+    edge = PROFILES["edge"]
+    args = MonitoringArgs(
+        namespace="naomi-monitoring",
+        base_url="https://10.0.0.5:30443",
+        retention="7d",
+        prometheus=edge.prometheus,
+        prometheus_volume="10Gi",
+        alertmanager=edge.alertmanager,
+        grafana=edge.grafana,
+        operator=edge.prometheus_operator,
+        kube_state_metrics=edge.kube_state_metrics,
+        trigger_webhook_url="http://trigger.naomi-workloads.svc.cluster.local:8080/alerts",
+    )
+    config = monitoring_values(args)["alertmanager"]["config"]
+    (route,) = config["route"]["routes"]
+    assert route["receiver"] == "retraining-trigger" and route["matchers"] == ['naomi_trigger=~".+"']
+    receiver = next(r for r in config["receivers"] if r["name"] == "retraining-trigger")
+    assert receiver["webhook_configs"][0]["url"].endswith(":8080/alerts")
+    without = monitoring_values(MonitoringArgs(**{**args.__dict__, "trigger_webhook_url": None}))
+    assert without["alertmanager"]["config"]["route"]["routes"] == []
+
+
+def test_replicated_mlflow_gets_a_disruption_budget() -> None:
+    from naomi.render.engine import evaluate
+    from naomi.render.tree import render
+
+    def program() -> None:
+        from infra.mlflow import Mlflow, MlflowArgs
+        from infra.profiles import PROFILES
+
+        Mlflow(
+            "mlflow",
+            MlflowArgs(
+                namespace="naomi-platform",
+                resources=PROFILES["lab"].mlflow,
+                backend_uri_secret="postgres-mlflow",
+                auth_database_uri="sqlite:///x",
+                object_store_endpoint="http://s3:9000",
+                object_store_secret="s3",
+                external_host="10.0.0.5",
+                replicas=2,
+            ),
+        )
+
+    rendered = render(evaluate(program, "pdb", {}, []))
+    (budget,) = [o for o in rendered.kubernetes if o["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"]["minAvailable"] == 1
+    (deployment,) = [o for o in rendered.kubernetes if o["kind"] == "Deployment"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0}
