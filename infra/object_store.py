@@ -1,16 +1,18 @@
 """The S3 object store: a MinIO-API server (StatefulSet + PVC) or an external S3 endpoint.
 
-Root credentials are generated (`pulumi_random`) into a Secret; buckets are created by an
-idempotent Job (`mc mb --ignore-existing`) whose name carries a hash of the bucket list, so a
-new bucket re-runs it and nothing else does. Consumers never copy credentials: they get the
-endpoint and `secret_env()` (secret references) from this component. In external mode only
-the credentials Secret is created, from secret stack config.
+Root credentials are generated (`pulumi_random`) into a Secret used only by the server, the
+setup Job and the console login. Each consumer (MLflow, Flyte, backups, ...) gets its own user
+with a policy limited to its buckets and its own Secret. Buckets, users and policies are
+reconciled by an idempotent Job whose name carries a hash of what it sets up, so a change
+re-runs it and nothing else does. Consumers never copy credentials: they read their Secret by
+reference (`consumer_secret`). In external mode nothing is deployed and every consumer Secret
+holds the credentials from secret stack config.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
@@ -48,8 +50,18 @@ class ObjectStoreArgs:
     job_resources: Resources
     external: ExternalS3 | None = None
     console_url: str | None = None  # the console's public URL behind the gateway
+    # consumer -> the buckets its credentials may use (read and write)
+    consumers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for consumer, buckets in self.consumers.items():
+            if not consumer.replace("-", "").isalnum() or not consumer.islower():
+                raise ValueError(
+                    f"ObjectStoreArgs.consumers: {consumer!r} must be lower-case letters, digits, '-'"
+                )
+            unknown = sorted(set(buckets) - set(self.buckets))
+            if unknown:
+                raise ValueError(f"ObjectStoreArgs.consumers[{consumer!r}]: unknown buckets {unknown}")
         if self.mode == "external" and self.external is None:
             raise ValueError("ObjectStoreArgs.external is required when mode is 'external'")
         if not self.buckets:
@@ -101,6 +113,34 @@ class ObjectStore(pulumi.ComponentResource):
                 lambda keys: {"accessKey": keys[0], "secretKey": keys[1]}
             )
         )
+        self._consumers: dict[str, tuple[pulumi.Output[str], pulumi.Output[dict[str, str]]]] = {}
+        for consumer in sorted(args.consumers):
+            if args.mode == "external":
+                consumer_key, consumer_secret = access_key, secret_key
+            else:
+                consumer_key = f"naomi-{consumer}"
+                consumer_secret = random.RandomPassword(
+                    f"{name}-{consumer}", length=40, special=False, opts=child
+                ).result
+            consumer_credentials = k8s.core.v1.Secret(
+                f"{name}-{consumer}",
+                metadata={
+                    "name": f"{name}-{consumer}",
+                    "namespace": args.namespace,
+                    "labels": labels("object-store", name),
+                },
+                type="Opaque",
+                string_data={"accessKey": consumer_key, "secretKey": consumer_secret},
+                opts=child,
+            )
+            self._consumers[consumer] = (
+                consumer_credentials.metadata.name,
+                pulumi.Output.secret(
+                    pulumi.Output.all(consumer_key, consumer_secret).apply(
+                        lambda keys: {"accessKey": keys[0], "secretKey": keys[1]}
+                    )
+                ),
+            )
         if args.mode == "external":
             assert args.external is not None
             self.endpoint = pulumi.Output.from_input(args.external.endpoint)
@@ -172,12 +212,31 @@ class ObjectStore(pulumi.ComponentResource):
         child: pulumi.ResourceOptions,
     ) -> None:
         buckets = " ".join(sorted(args.buckets))
-        digest = hashlib.sha256(buckets.encode()).hexdigest()[:8]
         script = (
             "set -eu\n"
             'mc alias set naomi "$S3_ENDPOINT" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null\n'
             f'for bucket in {buckets}; do mc mb --ignore-existing "naomi/$bucket"; done\n'
         )
+        consumer_env: list[dict[str, Any]] = []
+        for consumer, consumer_buckets in sorted(args.consumers.items()):
+            variable = consumer.upper().replace("-", "_")
+            resources = ",".join(
+                f'"arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"' for bucket in sorted(consumer_buckets)
+            )
+            policy = f'{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["s3:*"],"Resource":[{resources}]}}]}}'
+            script += (
+                f"printf '%s' '{policy}' > /tmp/{consumer}.json\n"
+                f"mc admin policy create naomi naomi-{consumer} /tmp/{consumer}.json\n"
+                f'mc admin user add naomi "$USER_{variable}" "$SECRET_{variable}"\n'
+                f'mc admin user info naomi "$USER_{variable}" | grep -q "naomi-{consumer}" || '
+                f'mc admin policy attach naomi naomi-{consumer} --user "$USER_{variable}"\n'
+            )
+            secret_name = self._consumers[consumer][0]
+            consumer_env += [
+                pods.secret_env(f"USER_{variable}", secret_name, "accessKey"),
+                pods.secret_env(f"SECRET_{variable}", secret_name, "secretKey"),
+            ]
+        digest = hashlib.sha256(script.encode()).hexdigest()[:8]
         k8s.batch.v1.Job(
             f"{name}-buckets",
             metadata={
@@ -200,6 +259,7 @@ class ObjectStore(pulumi.ComponentResource):
                             command=["/bin/sh", "-c", script],
                             env=[
                                 *credentials,
+                                *consumer_env,
                                 {"name": "S3_ENDPOINT", "value": self.endpoint},
                                 {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
                             ],
@@ -212,11 +272,17 @@ class ObjectStore(pulumi.ComponentResource):
             opts=child,
         )
 
-    def secret_env(
-        self, access_key_var: str = "AWS_ACCESS_KEY_ID", secret_key_var: str = "AWS_SECRET_ACCESS_KEY"
-    ) -> list[dict[str, Any]]:
-        """Environment entries that read this store's credentials by secret reference."""
-        return [
-            pods.secret_env(access_key_var, self.secret_name, "accessKey"),
-            pods.secret_env(secret_key_var, self.secret_name, "secretKey"),
-        ]
+    def consumer_secret(self, consumer: str) -> pulumi.Output[str]:
+        """Name of the consumer's Secret (`accessKey`, `secretKey`), limited to its buckets."""
+        return self._consumer(consumer)[0]
+
+    def consumer_credentials(self, consumer: str) -> pulumi.Output[dict[str, str]]:
+        """The consumer's keys as a secret Output (for Secrets in other namespaces)."""
+        return self._consumer(consumer)[1]
+
+    def _consumer(self, consumer: str) -> tuple[pulumi.Output[str], pulumi.Output[dict[str, str]]]:
+        if consumer not in self._consumers:
+            raise KeyError(
+                f"no object-store consumer {consumer!r}; consumers: {', '.join(sorted(self._consumers))}"
+            )
+        return self._consumers[consumer]

@@ -384,6 +384,13 @@ class StackConfig(_Model):
         if self.gateway is not None and self.gateway.tls.mode == "provided":
             for key in ("tls_certificate", "tls_private_key"):
                 _require(self, True, key, "gateway.tls.mode 'provided'")
+        for needed, owner in (
+            ("mlflow", self.mlflow.enabled),
+            ("flyte", self.flyte.enabled),
+            ("backups", True),
+        ):
+            if owner and needed not in self.object_store.buckets:
+                raise _KeyError(("objectStore", "buckets"), f"must include {needed!r} (used by the platform)")
         if self.object_store.mode == "external":
             for key in ("object_store_access_key", "object_store_secret_key"):
                 _require(self, True, key, "objectStore.mode 'external'")

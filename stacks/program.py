@@ -125,6 +125,17 @@ class Platform:
     monitoring: Monitoring | None
 
 
+def storage_consumers(config: StackConfig) -> dict[str, tuple[str, ...]]:
+    """Who gets object-store credentials, limited to which buckets."""
+    buckets = set(config.object_store.buckets)
+    wanted = {
+        "mlflow": ("mlflow",) if config.mlflow.enabled else (),
+        "flyte": ("flyte", "datasets", "ray") if config.flyte.enabled else (),
+        "backup": ("backups",),
+    }
+    return {consumer: tuple(b for b in names if b in buckets) for consumer, names in wanted.items() if names}
+
+
 def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
     assert config.gateway is not None  # required by the config model when the platform is on
     opts = pulumi.ResourceOptions(provider=access.provider)
@@ -177,6 +188,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
             job_resources=profile.helper,
             external=external,
             console_url=f"{base_url}/minio/" if store.mode == "minio" else None,
+            consumers=storage_consumers(config),
         ),
         opts=opts,
     )
@@ -194,9 +206,9 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
             resources=profile.postgres,
             job_resources=profile.helper,
             volume_size=config.postgres.size or profile.postgres_volume,
-            backup=BackupTarget(endpoint=object_store.endpoint, credentials_secret=object_store.secret_name)
-            if "backups" in store.buckets
-            else None,
+            backup=BackupTarget(
+                endpoint=object_store.endpoint, credentials_secret=object_store.consumer_secret("backup")
+            ),
             backup_schedule=config.postgres.backup.schedule,
             backup_retention_days=config.postgres.backup.retention_days,
         ),
@@ -262,7 +274,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 backend_uri_secret=postgres.consumer_secret("mlflow"),
                 auth_database_uri=postgres.consumer_uri("mlflow_auth"),
                 object_store_endpoint=object_store.endpoint,
-                object_store_secret=object_store.secret_name,
+                object_store_secret=object_store.consumer_secret("mlflow"),
                 external_host=gateway_config.address,
                 monitoring_release=monitoring_release,
             ),
@@ -332,8 +344,8 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 database_host=postgres.host,
                 database_secret=postgres.consumer_secret("flyte"),
                 object_store_endpoint=object_store.endpoint,
-                object_store_secret=object_store.secret_name,
-                object_store_credentials=object_store.root_credentials,
+                object_store_secret=object_store.consumer_secret("flyte"),
+                object_store_credentials=object_store.consumer_credentials("flyte"),
                 monitoring_release=monitoring_release,
             ),
             opts=pulumi.ResourceOptions(

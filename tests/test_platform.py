@@ -43,9 +43,7 @@ def test_mlflow_artifacts_go_to_the_object_store(renders: dict[str, Rendered]) -
     env = _env(mlflow)
     assert env["S3_ENDPOINT"] == "http://object-store.naomi-platform.svc.cluster.local:9000"
     assert env["MLFLOW_S3_ENDPOINT_URL"] == "$(S3_ENDPOINT)"
-    assert env["AWS_ACCESS_KEY_ID"] == {
-        "secretKeyRef": {"name": "object-store-credentials", "key": "accessKey"}
-    }
+    assert env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "object-store-mlflow", "key": "accessKey"}}
     assert env["MLFLOW_BACKEND_STORE_URI"] == {"secretKeyRef": {"name": "postgres-mlflow", "key": "uri"}}
     buckets = _one(
         rendered,
@@ -203,11 +201,20 @@ def test_external_object_store_deploys_no_server() -> None:
         for o in rendered.kubernetes
         if o["metadata"]["name"] == "object-store" and o["kind"] == "StatefulSet"
     ]
-    credentials = _one(rendered, "Secret", "object-store-credentials")["stringData"]
-    assert credentials == {
+    provided = {
         "accessKey": "<secret:naomi:objectStoreAccessKey>",
         "secretKey": "<secret:naomi:objectStoreSecretKey>",
     }
+    for name in (
+        "object-store-credentials",
+        "object-store-mlflow",
+        "object-store-flyte",
+        "object-store-backup",
+    ):
+        assert _one(rendered, "Secret", name)["stringData"] == provided
+    assert not [
+        j for j in _objects(rendered, "Job") if j["metadata"]["name"].startswith("object-store-buckets")
+    ]
     env = _env(_container(_one(rendered, "Deployment", "mlflow")))
     assert env["S3_ENDPOINT"] == "https://s3.lab.example:9000"
     assert "objectStoreConsole" not in yaml.safe_load(rendered.files["outputs.yaml"])["urls"]
@@ -237,3 +244,27 @@ def test_platform_layer_off_deploys_nothing_but_the_cluster(tmp_path: Path) -> N
     evaluation = evaluate(stack_program(PROJECT_DIR), "nodes-only", config, secrets)
     assert not [r for r in evaluation.records if r.type.startswith("kubernetes:") and r.custom]
     assert any(r.type == "command:remote:Command" for r in evaluation.records)
+
+
+def test_each_consumer_gets_its_own_bucket_scoped_credentials(renders: dict[str, Rendered]) -> None:
+    rendered = renders["edge-lab"]
+    for consumer in ("mlflow", "flyte", "backup"):
+        secret = _one(rendered, "Secret", f"object-store-{consumer}")["stringData"]
+        assert secret == {
+            "accessKey": f"naomi-{consumer}",
+            "secretKey": f"<secret:object-store-{consumer}:result>",
+        }
+    job = next(
+        j for j in _objects(rendered, "Job") if j["metadata"]["name"].startswith("object-store-buckets")
+    )
+    script = _container(job)["command"][-1]
+    assert '"Resource":["arn:aws:s3:::mlflow","arn:aws:s3:::mlflow/*"]' in script
+    assert '"arn:aws:s3:::datasets","arn:aws:s3:::datasets/*","arn:aws:s3:::flyte"' in script
+    assert 'mc admin policy attach naomi naomi-backup --user "$USER_BACKUP"' in script
+    env = _env(_container(job))
+    assert env["SECRET_FLYTE"] == {"secretKeyRef": {"name": "object-store-flyte", "key": "secretKey"}}
+    backup = _one(rendered, "CronJob", "postgres-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    upload_env = {e["name"]: e.get("valueFrom") for e in backup["containers"][0]["env"]}
+    assert upload_env["AWS_SECRET_ACCESS_KEY"] == {
+        "secretKeyRef": {"name": "object-store-backup", "key": "secretKey"}
+    }

@@ -110,7 +110,7 @@ def test_flyte_uses_platform_postgres_and_object_store_with_the_ray_plugin(
     assert values["deployment"]["image"]["tag"] == "v1.16.8"
     task_storage = _one(renders["edge-lab"], "Secret", "flyte-task-storage")
     assert task_storage["metadata"]["namespace"] == "naomi-workloads"
-    assert task_storage["stringData"]["AWS_SECRET_ACCESS_KEY"] == "<secret:object-store-root-password:result>"
+    assert task_storage["stringData"]["AWS_SECRET_ACCESS_KEY"] == "<secret:object-store-flyte:result>"
 
 
 def test_no_ray_client_anywhere(renders: dict[str, Rendered]) -> None:
