@@ -1,0 +1,1 @@
+"""Pieces every pipeline shares: object storage, validation errors."""

@@ -1,0 +1,1 @@
+"""QoE prediction (O-RAN SC AI/ML Framework use case): data, features, training, serving."""
