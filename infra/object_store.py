@@ -96,22 +96,8 @@ class ObjectStore(pulumi.ComponentResource):
                 f"{name}-root-password", length=40, special=False, opts=child
             ).result
             self.region = "us-east-1"
-        secret = k8s.core.v1.Secret(
-            f"{name}-credentials",
-            metadata={
-                "name": f"{name}-credentials",
-                "namespace": args.namespace,
-                "labels": labels("object-store", name),
-            },
-            type="Opaque",
-            string_data={"accessKey": access_key, "secretKey": secret_key},
-            opts=child,
-        )
-        self.secret_name = secret.metadata.name
-        self.root_credentials = pulumi.Output.secret(
-            pulumi.Output.all(access_key, secret_key).apply(
-                lambda keys: {"accessKey": keys[0], "secretKey": keys[1]}
-            )
+        self.secret_name, self.root_credentials = self._credentials(
+            f"{name}-credentials", name, args, access_key, secret_key, child
         )
         self._consumers: dict[str, tuple[pulumi.Output[str], pulumi.Output[dict[str, str]]]] = {}
         for consumer in sorted(args.consumers):
@@ -122,24 +108,8 @@ class ObjectStore(pulumi.ComponentResource):
                 consumer_secret = random.RandomPassword(
                     f"{name}-{consumer}", length=40, special=False, opts=child
                 ).result
-            consumer_credentials = k8s.core.v1.Secret(
-                f"{name}-{consumer}",
-                metadata={
-                    "name": f"{name}-{consumer}",
-                    "namespace": args.namespace,
-                    "labels": labels("object-store", name),
-                },
-                type="Opaque",
-                string_data={"accessKey": consumer_key, "secretKey": consumer_secret},
-                opts=child,
-            )
-            self._consumers[consumer] = (
-                consumer_credentials.metadata.name,
-                pulumi.Output.secret(
-                    pulumi.Output.all(consumer_key, consumer_secret).apply(
-                        lambda keys: {"accessKey": keys[0], "secretKey": keys[1]}
-                    )
-                ),
+            self._consumers[consumer] = self._credentials(
+                f"{name}-{consumer}", name, args, consumer_key, consumer_secret, child
             )
         if args.mode == "external":
             assert args.external is not None
@@ -161,8 +131,8 @@ class ObjectStore(pulumi.ComponentResource):
             opts=child,
         )
         credentials_env = [
-            pods.secret_env("MINIO_ROOT_USER", secret.metadata.name, "accessKey"),
-            pods.secret_env("MINIO_ROOT_PASSWORD", secret.metadata.name, "secretKey"),
+            pods.secret_env("MINIO_ROOT_USER", self.secret_name, "accessKey"),
+            pods.secret_env("MINIO_ROOT_PASSWORD", self.secret_name, "secretKey"),
         ]
         pods.stateful_set(
             name,
@@ -271,6 +241,32 @@ class ObjectStore(pulumi.ComponentResource):
             },
             opts=child,
         )
+
+    @staticmethod
+    def _credentials(
+        secret_name: str,
+        name: str,
+        args: ObjectStoreArgs,
+        access_key: pulumi.Input[str],
+        secret_key: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> tuple[pulumi.Output[str], pulumi.Output[dict[str, str]]]:
+        """A Secret with `accessKey`/`secretKey`; returns its name and the keys as a secret Output."""
+        secret = k8s.core.v1.Secret(
+            secret_name,
+            metadata={
+                "name": secret_name,
+                "namespace": args.namespace,
+                "labels": labels("object-store", name),
+            },
+            type="Opaque",
+            string_data={"accessKey": access_key, "secretKey": secret_key},
+            opts=opts,
+        )
+        keys = pulumi.Output.all(access_key, secret_key).apply(
+            lambda k: {"accessKey": k[0], "secretKey": k[1]}
+        )
+        return secret.metadata.name, pulumi.Output.secret(keys)
 
     def consumer_secret(self, consumer: str) -> pulumi.Output[str]:
         """Name of the consumer's Secret (`accessKey`, `secretKey`), limited to its buckets."""
