@@ -45,3 +45,16 @@ def evaluations() -> dict[str, Evaluation]:
 @pytest.fixture(scope="session")
 def renders(evaluations: dict[str, Evaluation]) -> dict[str, Rendered]:
     return {stack: render(evaluation) for stack, evaluation in evaluations.items()}
+
+
+@pytest.fixture(scope="session")
+def ray_session():  # type: ignore[no-untyped-def]
+    """One local Ray for the whole run (2 CPUs, no dashboard), in a loopback-only namespace."""
+    from tests.ray_env import require_loopback_only_network
+
+    require_loopback_only_network()
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

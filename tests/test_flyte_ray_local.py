@@ -11,8 +11,6 @@ import json
 
 import pytest
 
-from tests.ray_env import require_loopback_only_network
-
 flytekit = pytest.importorskip("flytekit")
 from flytekit import Resources, task, workflow  # noqa: E402
 from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig  # noqa: E402
@@ -88,6 +86,6 @@ def test_ray_task_carries_the_pool_config() -> None:
     assert custom["shutdownAfterJobFinishes"] is True
 
 
-def test_workflow_with_a_ray_task_runs_locally_end_to_end() -> None:
-    require_loopback_only_network()
+def test_workflow_with_a_ray_task_runs_locally_end_to_end(ray_session: object) -> None:
+    # flytekit's local execution joins the running Ray (ignore_reinit_error) instead of starting one.
     assert ray_smoke(n=10) == sum(i * i for i in range(10)) + 1

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_shared
-from tests.ray_env import require_loopback_only_network
 from workloads.qoe.data import load_file, load_reports, synthetic_reports
 from workloads.qoe.features import FeatureSpec, build
 from workloads.qoe.train import TrainConfig, evaluate, train
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
 
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    require_loopback_only_network()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_model_beats_both_baselines_on_synthetic_data(ray_session: None, tmp_path: Path) -> None:
+def test_model_beats_both_baselines_on_synthetic_data(ray_session: object, tmp_path: Path) -> None:
     spec = FeatureSpec()
     splits = build(load_reports(synthetic_reports(steps=1500)), spec)
     result = train(splits, spec, TrainConfig(epochs=4, workers=2), str(tmp_path / "checkpoints"))
@@ -35,7 +25,7 @@ def test_model_beats_both_baselines_on_synthetic_data(ray_session: None, tmp_pat
     assert any((tmp_path / "checkpoints").rglob("model.pt"))
 
 
-def test_model_beats_last_value_on_the_real_viavi_cells(ray_session: None, tmp_path: Path) -> None:
+def test_model_beats_last_value_on_the_real_viavi_cells(ray_session: object, tmp_path: Path) -> None:
     path = require_shared("data/qoe/cell.json.gz")
     spec = FeatureSpec()
     splits = build(load_file(path), spec)
