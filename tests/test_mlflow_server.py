@@ -167,3 +167,52 @@ def test_metrics_need_the_same_login(server: Server) -> None:
     response = httpx.get(metrics, auth=("admin", server.password))
     assert response.status_code == 200
     assert "mlflow_exporter_info" in response.text
+
+
+def test_qoe_registry_aliases_promote_and_refuse(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    import numpy as np
+
+    from workloads.qoe.data import load_reports, synthetic_reports
+    from workloads.qoe.features import FeatureSpec, build
+    from workloads.qoe.model import ModelConfig, QoeForecaster
+    from workloads.qoe.registry import register
+    from workloads.qoe.train import Evaluation, TrainConfig
+
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.password)
+    mlflow.set_tracking_uri(server.url)
+    spec = FeatureSpec()
+    splits = build(load_reports(synthetic_reports(steps=200)), spec)
+    model = QoeForecaster(ModelConfig(hidden=8, layers=1), spec.features.index(spec.target))
+    model.fit_scaling(splits.train.x, splits.train.y)
+    model.eval()
+    history = [
+        {"epoch": 0.0, "train_loss": 1.0, "valid_loss": 0.9},
+        {"epoch": 1.0, "train_loss": 0.5, "valid_loss": 0.6},
+    ]
+
+    def attempt(mae: float) -> tuple[str, bool, str]:
+        scores = Evaluation(model_mae=mae, last_value_mae=2.0, linear_mae=3.0, model_rmse=mae, windows=10)
+        done = register(model, scores, spec, TrainConfig(), history, splits.test.x[:2])
+        return done.version, done.decision.promote, done.decision.reason
+
+    assert attempt(1.0)[1] is True
+    second = attempt(1.5)
+    assert second[1] is False and "does not beat the champion (1)" in second[2]
+    assert attempt(0.5)[1] is True
+    fourth = attempt(2.5)
+    assert fourth[1] is False and "does not beat last value" in fourth[2]
+
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias("qoe", "champion").version == "3"
+    assert client.get_model_version_by_alias("qoe", "candidate").version == "4"
+    assert client.get_model_version("qoe", "2").tags["naomi.decision"] == "keep"
+    run = client.get_run(client.get_model_version("qoe", "3").run_id)
+    assert run.data.metrics["test_mae"] == 0.5 and run.data.tags["naomi.decision"] == "promote"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_loss")] == [0, 1]
+    loaded = mlflow.pyfunc.load_model("models:/qoe@champion")
+    expected = model(__import__("torch").from_numpy(splits.test.x[:5])).detach().numpy()
+    assert np.allclose(np.asarray(loaded.predict(splits.test.x[:5])).reshape(-1), expected, atol=1e-5)
