@@ -1,0 +1,89 @@
+"""Benchmark P5: QoE serving latency — the handler alone, then HTTP on loopback at 50 req/s.
+
+Handler: parse + validate + forecast of one window, p50/p99 over 2,000 calls on 2 threads.
+HTTP: the FastAPI app under uvicorn on 127.0.0.1, 500 requests paced at 50 req/s (bounded,
+loopback only), p50/p99 and the error count. Targets (CHECKS.md P5): handler p99 <= 5 ms, HTTP
+p99 <= 20 ms at 50 req/s with 0 errors. Model: the reference-shaped LSTM (untrained weights; latency
+does not depend on them).
+
+    .venv/bin/python benchmarks/qoe_serving.py
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import torch
+import uvicorn
+
+from workloads.qoe.model import ModelConfig, QoeForecaster
+from workloads.qoe.serving import ModelInfo, Predictor, create_app, parse_windows
+
+INFO = ModelInfo(name="qoe", version="bench", window=10, features=4)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples) * 1000, q))
+
+
+def main() -> None:
+    model = QoeForecaster(ModelConfig(hidden=64, layers=2), target_index=0)
+    model.eval()
+    predictor = Predictor(model, INFO)
+    torch.set_num_threads(2)
+    body = json.dumps({"windows": np.random.default_rng(1).random((1, 10, 4)).tolist()}).encode()
+    for _ in range(50):
+        predictor(parse_windows(body, INFO))
+
+    def one() -> float:
+        started = time.perf_counter()
+        predictor(parse_windows(body, INFO))
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        handler = list(pool.map(lambda _: one(), range(2000)))
+    print(
+        f"handler, 1 window, 2 threads: p50 {percentile(handler, 50):.2f} ms, p99 {percentile(handler, 99):.2f} ms"
+        "  target p99 <= 5 ms"
+    )
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(predictor, INFO), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    latencies, failures = [], 0
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        for _ in range(20):
+            client.post("/predict", content=body, headers={"content-type": "application/json"})
+        start = time.perf_counter()
+        for index in range(500):
+            target = start + index / 50
+            delay = target - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent = time.perf_counter()
+            response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+            latencies.append(time.perf_counter() - sent)
+            failures += response.status_code != 200
+    server.should_exit = True
+    thread.join(timeout=10)
+    print(
+        f"HTTP on loopback, 500 requests at 50 req/s: p50 {percentile(latencies, 50):.2f} ms, "
+        f"p99 {percentile(latencies, 99):.2f} ms, errors {failures}  target p99 <= 20 ms, 0 errors"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""QoE serving app: hostile requests get a 4xx with a message, the service keeps serving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from workloads.qoe.model import ModelConfig, QoeForecaster
+from workloads.qoe.serving import MAX_BODY_BYTES, ModelInfo, Predictor, create_app
+
+INFO = ModelInfo(name="qoe", version="3", window=10, features=4)
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0)
+    model.eval()
+    return TestClient(create_app(Predictor(model, INFO), INFO), raise_server_exceptions=False)
+
+
+def _windows(n: int = 2) -> list:  # type: ignore[type-arg]
+    return np.arange(n * 10 * 4, dtype=float).reshape(n, 10, 4).tolist()
+
+
+def test_health_and_prediction(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "model": "qoe",
+        "version": "3",
+        "input": {"window": 10, "features": 4},
+    }
+    response = client.post("/predict", json={"windows": _windows(3)})
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "malformed JSON"),
+        (json.dumps({"windows": _windows(1), "extra": 1}).encode(), 422, 'expected {"windows"'),
+        (json.dumps({"windows": []}).encode(), 422, "windows: expected a list of 1 to 256 windows"),
+        (json.dumps({"windows": [[[1, 2, 3, 4]] * 9]}).encode(), 422, "windows[0]: expected 10 time steps"),
+        (json.dumps({"windows": [[[1, 2, 3]] * 10]}).encode(), 422, "windows[0][0]: expected 4 numbers"),
+        (
+            b'{"windows": [[[NaN, 1, 2, 3]' + b", [1, 2, 3, 4]" * 9 + b"]]}",
+            400,
+            "NaN is not allowed in JSON input",
+        ),
+        (json.dumps({"windows": [[["1", 2, 3, 4]] * 10]}).encode(), 422, 'expected finite numbers, got "1"'),
+        (
+            json.dumps({"windows": _windows(300)}).encode(),
+            422,
+            "windows: expected a list of 1 to 256 windows",
+        ),
+        (b'{"windows": ' + b" " * MAX_BODY_BYTES + b"[]}", 413, "body larger than 1000000 bytes"),
+    ],
+    ids=["garbage", "extra-key", "empty", "short-window", "narrow", "nan", "string", "too-many", "oversized"],
+)
+def test_hostile_requests_get_4xx_and_the_service_stays_up(
+    client: TestClient, body: bytes, status: int, message: str
+) -> None:
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert "Traceback" not in response.text
+    assert client.post("/predict", json={"windows": _windows(1)}).status_code == 200
+
+
+def test_metrics_count_latency_errors_and_predictions(client: TestClient) -> None:
+    client.post("/predict", content=b"[", headers={"content-type": "application/json"})
+    client.post("/predict", json={"windows": _windows(2)})
+    text = client.get("/metrics").text
+    assert 'naomi_serving_errors_total{model="qoe",reason="invalid"}' in text
+    assert 'naomi_serving_request_seconds_count{model="qoe"}' in text
+    assert 'naomi_serving_prediction_count{model="qoe"}' in text
+
+
+def test_body_limit_is_the_documented_one() -> None:
+    assert MAX_BODY_BYTES == 1_000_000
+
+
+def test_bounded_load_on_loopback_has_no_errors() -> None:
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0)
+    model.eval()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Predictor(model, INFO), INFO), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    statuses = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        for index in range(300):  # bounded: 300 requests, every 10th one hostile
+            if index % 10 == 9:
+                statuses.append(
+                    http.post(
+                        "/predict", content=b"{bad", headers={"content-type": "application/json"}
+                    ).status_code
+                )
+            else:
+                statuses.append(http.post("/predict", json={"windows": _windows(1)}).status_code)
+    server.should_exit = True
+    thread.join(timeout=10)
+    assert statuses.count(200) == 270 and statuses.count(400) == 30
