@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -177,6 +177,135 @@ def credentials(
         out.print(
             "Trust the gateway CA: pulumi stack output gatewayCaCertificate > naomi-ca.pem", markup=False
         )
+
+
+PIPELINES = ("qoe",)
+
+
+def _isolated() -> bool:
+    import socket as sockets
+
+    return sorted(name for _, name in sockets.if_nameindex()) == ["lo"]
+
+
+def _reexec_isolated(arguments: list[str]) -> int | None:
+    """Ray listens on every interface: as root, re-run this command in a loopback-only namespace."""
+    import os
+    import shutil
+    import subprocess
+
+    if _isolated() or os.environ.get("NAOMI_ISOLATED") == "1":
+        return None
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        err.print(
+            "warning: Ray will listen on every network interface; run on a trusted network "
+            "(as root, naomi isolates it with `unshare -n`)"
+        )
+        return None
+    command = [
+        "unshare",
+        "-n",
+        "bash",
+        "-c",
+        'ip link set lo up && exec "$@"',
+        "bash",
+        sys.executable,
+        "-m",
+        "naomi.cli",
+        *arguments,
+    ]
+    return subprocess.call(command, env={**os.environ, "NAOMI_ISOLATED": "1", "RAY_USAGE_STATS_ENABLED": "0"})
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="pipeline to run: qoe")],
+    data: Annotated[Path | None, typer.Option(help="a VIAVI cell.json.gz (default: synthetic data)")] = None,
+    state: Annotated[Path, typer.Option(help="state folder (object store, MLflow, checkpoints)")] = Path(
+        ".naomi/state"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, max=200)] = 6,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Ray Train workers")] = 2,
+) -> None:
+    """Run a pipeline end to end on this machine: data, features, training, registry, serving, smoke test."""
+    if pipeline not in PIPELINES:
+        raise _fail(f"unknown pipeline {pipeline!r}; pipelines: {', '.join(PIPELINES)}")
+    if data is not None and not data.is_file():
+        raise _fail(f"--data: no such file: {data}")
+    arguments = ["run", pipeline, "--state", str(state), "--epochs", str(epochs), "--workers", str(workers)]
+    if data is not None:
+        arguments += ["--data", str(data.resolve())]
+    code = _reexec_isolated(arguments)
+    if code is not None:
+        raise typer.Exit(code=code)
+
+    import os
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from workloads.qoe.data import DataValidationError
+    from workloads.qoe.pipeline import RunOptions
+    from workloads.qoe.pipeline import run as run_qoe
+
+    started = time.perf_counter()
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("starting", total=None)
+            summary = run_qoe(
+                RunOptions(state=state, data=data, epochs=epochs, workers=workers),
+                step=lambda name: progress.update(task, description=f"qoe: {name}"),
+            )
+    except KeyboardInterrupt:
+        err.print("interrupted: shutting down")
+        raise typer.Exit(code=130) from None
+    except DataValidationError as error:
+        raise _fail(f"invalid data: {error}") from None
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    total = time.perf_counter() - started
+    _print_summary(summary, total)
+
+
+def _print_summary(summary: Any, total: float) -> None:
+    from rich.table import Table
+
+    scores = summary.evaluation
+    table = Table(title="naomi run qoe", show_header=False)
+    table.add_row("data", f"{summary.rows} cell reports, {summary.active_cells} active cells")
+    table.add_row("windows", ", ".join(f"{k} {v}" for k, v in summary.windows.items()))
+    table.add_row("training", f"{summary.samples_per_second:.0f} samples/s (Ray Train)")
+    table.add_row(
+        "test MAE",
+        f"model {scores.model_mae:.4g} | last value {scores.last_value_mae:.4g} | "
+        f"linear {scores.linear_mae:.4g}",
+    )
+    table.add_row("registry", f"qoe version {summary.version} -> @{summary.alias} ({summary.reason})")
+    table.add_row("endpoint", f"{summary.endpoint} (stopped after the smoke test)")
+    sample = summary.sample
+    table.add_row(
+        "sample",
+        "; ".join(
+            f"{c}: {p:.4g} (true {t:.4g})"
+            for c, p, t in zip(sample["cells"], sample["predictions"], sample["truth"], strict=True)
+        ),
+    )
+    table.add_row("bad request", f"HTTP {sample['rejected_status']}")
+    table.add_row(
+        "timings", ", ".join(f"{k} {v:.1f}s" for k, v in summary.timings.items()) + f"; total {total:.1f}s"
+    )
+    table.add_row("MLflow UI", f"mlflow ui --backend-store-uri {summary.tracking_uri} --host 127.0.0.1")
+    out.print(table)
 
 
 def main() -> None:

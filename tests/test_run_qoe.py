@@ -1,0 +1,61 @@
+"""`naomi run qoe` end to end on embedded defaults (the README's main job), in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.ray_env import require_loopback_only_network
+
+
+def _naomi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "naomi.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+        timeout=600,
+    )
+
+
+def test_run_qoe_end_to_end(tmp_path: Path) -> None:
+    require_loopback_only_network()
+    result = _naomi("run", "qoe", "--state", str(tmp_path / "state"), "--epochs", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "qoe version 1 -> @champion" in out
+    assert "bad request │ HTTP 422" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+    assert (tmp_path / "state" / "objects" / "features" / "qoe" / "test.parquet").is_file()
+    assert "Traceback" not in result.stderr
+
+
+def test_run_rejects_unknown_pipeline_and_missing_data(tmp_path: Path) -> None:
+    assert (
+        _naomi("run", "mnist", cwd=tmp_path).stderr.strip()
+        == "error: unknown pipeline 'mnist'; pipelines: qoe"
+    )
+    missing = _naomi("run", "qoe", "--data", "/nonexistent/cell.json.gz", cwd=tmp_path)
+    assert (
+        missing.returncode == 2
+        and missing.stderr.strip() == "error: --data: no such file: /nonexistent/cell.json.gz"
+    )
+
+
+def test_invalid_data_file_is_one_line(tmp_path: Path) -> None:
+    require_loopback_only_network()
+    bad = tmp_path / "cell.json"
+    bad.write_text(
+        '{"cellMeasReport": {"du-id": 1, "measTimeStampRf": "2021-07-02T13:00:00", "cellMeasReportList": [7]}}\n'
+    )
+    result = _naomi("run", "qoe", "--data", str(bad), "--state", str(tmp_path / "s"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "error: invalid data: line 1: cellMeasReportList[0]: expected an object"
+    )
+    assert not (tmp_path / "s" / "objects").exists()

@@ -1,0 +1,184 @@
+"""The QoE pipeline end to end on embedded defaults: the same steps the cluster runs.
+
+ingest -> features -> train (Ray Train) -> evaluate -> register/promote (MLflow) -> serve ->
+smoke predictions. State lives under one folder: the object store (`objects/`), MLflow's sqlite
+database and artifacts (`mlflow/`), Ray Train checkpoints (`checkpoints/`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workloads.common.storage import LocalStore
+from workloads.qoe.data import CellReports, ingest, synthetic_reports
+from workloads.qoe.features import FeatureSpec, Windows, build
+from workloads.qoe.registry import MODEL_NAME, register
+from workloads.qoe.serving import ModelInfo, Predictor, create_app
+from workloads.qoe.train import Evaluation, TrainConfig, evaluate, train
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    state: Path
+    data: Path | None = None  # a VIAVI cell.json.gz; None: synthetic data
+    epochs: int = 6
+    batch_size: int = 128
+    workers: int = 2
+    steps: int = 2000  # synthetic time steps (10 ms each)
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    active_cells: int = 0
+    windows: dict[str, int] = field(default_factory=dict)
+    evaluation: Evaluation | None = None
+    version: str = ""
+    alias: str = ""
+    reason: str = ""
+    endpoint: str = ""
+    sample: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    tracking_uri: str = ""
+    samples_per_second: float = 0.0
+
+
+def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Summary:
+    """Run every step; `step(name)` is called as each starts (progress display)."""
+    import mlflow
+    import ray
+
+    summary = Summary()
+    state = options.state.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    store = LocalStore(state / "objects")
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        summary.timings[name] = now - clock
+        clock = now
+
+    step("ingest")
+    if options.data is not None:
+        with (
+            gzip.open(options.data, "rb")
+            if options.data.suffix == ".gz"
+            else options.data.open("rb") as stream
+        ):
+            reports = ingest(stream, store, "datasets/qoe/reports.parquet")
+    else:
+        reports = ingest(synthetic_reports(steps=options.steps), store, "datasets/qoe/reports.parquet")
+    summary.rows = len(reports)
+    lap("ingest")
+
+    step("features")
+    spec = FeatureSpec()
+    splits = build(CellReports.from_parquet(store.get("datasets/qoe/reports.parquet")), spec)
+    for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
+        store.put(f"features/qoe/{name}.parquet", part.to_parquet())
+        summary.windows[name] = len(part)
+    summary.active_cells = len(splits.active_cells)
+    lap("features")
+
+    step("train")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=max(options.workers, 2),
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )
+    config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size, workers=options.workers)
+    result = train(splits, spec, config, str(state / "checkpoints"))
+    summary.samples_per_second = result.samples_per_second
+    lap("train")
+
+    step("evaluate")
+    test = Windows.from_parquet(store.get("features/qoe/test.parquet"))
+    summary.evaluation = evaluate(result.model, test)
+    lap("evaluate")
+
+    step("register")
+    summary.tracking_uri = f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"
+    (state / "mlflow").mkdir(exist_ok=True)
+    mlflow.set_tracking_uri(summary.tracking_uri)
+    experiment = "qoe"
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=(state / "mlflow" / "artifacts").as_uri())
+    registered = register(
+        result.model, summary.evaluation, spec, config, result.history, test.x[:2], experiment=experiment
+    )
+    summary.version, summary.alias, summary.reason = (
+        registered.version,
+        registered.alias,
+        registered.decision.reason,
+    )
+    lap("register")
+
+    step("serve")
+    model = mlflow.pytorch.load_model(f"models:/{MODEL_NAME}@{registered.alias}")
+    model.eval()
+    info = ModelInfo(
+        name=MODEL_NAME, version=registered.version, window=spec.window, features=len(spec.features)
+    )
+    server, port = _serve(create_app(Predictor(model, info), info))
+    summary.endpoint = f"http://127.0.0.1:{port}/predict"
+    lap("serve")
+
+    step("smoke")
+    try:
+        import httpx
+
+        sample = test.x[:3]
+        response = httpx.post(summary.endpoint, json={"windows": sample.tolist()}, timeout=10)
+        response.raise_for_status()
+        summary.sample = {
+            "cells": [str(c) for c in test.cell[:3]],
+            "truth": [float(v) for v in test.y[:3]],
+            "predictions": response.json()["predictions"],
+        }
+        bad = httpx.post(
+            summary.endpoint,
+            content=b'{"windows": [[["x"]]]}',
+            timeout=10,
+            headers={"content-type": "application/json"},
+        )
+        summary.sample["rejected_status"] = bad.status_code
+    finally:
+        server.should_exit = True
+    lap("smoke")
+    return summary
+
+
+def _serve(app: Any) -> tuple[Any, int]:
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the serving app did not start in 30 s")
+        time.sleep(0.05)
+    return server, port
+
+
+def summary_json(summary: Summary) -> str:
+    data = {k: v for k, v in summary.__dict__.items() if k != "evaluation"}
+    data["evaluation"] = summary.evaluation.as_metrics() if summary.evaluation else None
+    return json.dumps(data, indent=2, default=lambda o: float(o) if isinstance(o, np.floating) else str(o))
