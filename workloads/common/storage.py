@@ -105,3 +105,23 @@ class S3Store:
     def list(self, prefix: str = "") -> list[str]:
         objects = self._client().list_objects(self.bucket, prefix=prefix, recursive=True)
         return sorted(str(o.object_name) for o in objects)
+
+
+def store_from_environment(default_root: Path) -> Store:
+    """`NAOMI_STORE=s3://bucket` (endpoint and keys from AWS_ENDPOINT_URL / AWS_* as Flyte task pods
+    get them) or a local folder (`NAOMI_STORE=/path`, default `default_root`)."""
+    from urllib.parse import urlparse
+
+    target = os.environ.get("NAOMI_STORE", "")
+    if target.startswith("s3://"):
+        endpoint = urlparse(os.environ.get("AWS_ENDPOINT_URL", os.environ.get("FLYTE_AWS_ENDPOINT", "")))
+        if not endpoint.netloc:
+            raise ValueError("NAOMI_STORE=s3://... needs AWS_ENDPOINT_URL (http(s)://host:port)")
+        return S3Store(
+            endpoint=endpoint.netloc,
+            access_key=os.environ["AWS_ACCESS_KEY_ID"],
+            secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            bucket=target.removeprefix("s3://").strip("/"),
+            secure=endpoint.scheme == "https",
+        )
+    return LocalStore(Path(target) if target else default_root)
