@@ -12,18 +12,15 @@ does not depend on them).
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import torch
-import uvicorn
 
 from workloads.qoe.model import ModelConfig, QoeForecaster
-from workloads.qoe.serving import ModelInfo, Predictor, create_app, parse_windows
+from workloads.qoe.serving import ModelInfo, Predictor, create_app, parse_windows, serve_locally
 
 INFO = ModelInfo(name="qoe", version="bench", window=10, features=4)
 
@@ -53,16 +50,7 @@ def main() -> None:
         "  target p99 <= 5 ms"
     )
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(predictor, INFO), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    server, port = serve_locally(create_app(predictor, INFO))
     latencies, failures = [], 0
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         for _ in range(20):
@@ -78,7 +66,6 @@ def main() -> None:
             latencies.append(time.perf_counter() - sent)
             failures += response.status_code != 200
     server.should_exit = True
-    thread.join(timeout=10)
     print(
         f"HTTP on loopback, 500 requests at 50 req/s: p50 {percentile(latencies, 50):.2f} ms, "
         f"p99 {percentile(latencies, 99):.2f} ms, errors {failures}  target p99 <= 20 ms, 0 errors"

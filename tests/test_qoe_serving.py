@@ -86,28 +86,13 @@ def test_body_limit_is_the_documented_one() -> None:
 
 
 def test_bounded_load_on_loopback_has_no_errors() -> None:
-    import socket
-    import threading
-    import time
-
     import httpx
-    import uvicorn
+
+    from workloads.qoe.serving import serve_locally
 
     model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0)
     model.eval()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(Predictor(model, INFO), INFO), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    server, port = serve_locally(create_app(Predictor(model, INFO), INFO))
     statuses = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
         for index in range(300):  # bounded: 300 requests, every 10th one hostile
@@ -120,5 +105,4 @@ def test_bounded_load_on_loopback_has_no_errors() -> None:
             else:
                 statuses.append(http.post("/predict", json={"windows": _windows(1)}).status_code)
     server.should_exit = True
-    thread.join(timeout=10)
     assert statuses.count(200) == 270 and statuses.count(400) == 30

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +21,7 @@ from workloads.common.storage import LocalStore
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, build
 from workloads.qoe.registry import MODEL_NAME, register
-from workloads.qoe.serving import ModelInfo, Predictor, create_app
+from workloads.qoe.serving import ModelInfo, Predictor, create_app, serve_locally
 from workloads.qoe.train import Evaluation, TrainConfig, evaluate, train
 
 
@@ -133,7 +131,7 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
     info = ModelInfo(
         name=MODEL_NAME, version=registered.version, window=spec.window, features=len(spec.features)
     )
-    server, port = _serve(create_app(Predictor(model, info), info))
+    server, port = serve_locally(create_app(Predictor(model, info), info))
     summary.endpoint = f"http://127.0.0.1:{port}/predict"
     lap("serve")
 
@@ -160,22 +158,6 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
         server.should_exit = True
     lap("smoke")
     return summary
-
-
-def _serve(app: Any) -> tuple[Any, int]:
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the serving app did not start in 30 s")
-        time.sleep(0.05)
-    return server, port
 
 
 def summary_json(summary: Summary) -> str:

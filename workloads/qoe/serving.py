@@ -142,3 +142,26 @@ def parse_windows(body: bytes, info: ModelInfo) -> np.ndarray:
                         f"windows[{index}][{step}]: expected finite numbers, got {json.dumps(value)[:30]}"
                     )
     return np.asarray(windows, dtype=np.float32)
+
+
+def serve_locally(app: FastAPI, *, start_timeout: float = 30.0) -> tuple[Any, int]:
+    """Run `app` under uvicorn on 127.0.0.1 (a free port) in a background thread.
+
+    Returns the server (set `should_exit = True` to stop it) and the port.
+    """
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the serving app did not start in {start_timeout:.0f} s")
+        time.sleep(0.05)
+    return server, port
