@@ -37,7 +37,7 @@ class MicroK8sClusterArgs:
     def __post_init__(self) -> None:
         if not self.nodes:
             raise ValueError("MicroK8sClusterArgs.nodes must not be empty")
-        if self.nodes[0].role != "control-plane" and not any(n.role == "control-plane" for n in self.nodes):
+        if not any(node.role == "control-plane" for node in self.nodes):
             raise ValueError("MicroK8sClusterArgs.nodes needs a control-plane node")
 
     @property
@@ -46,18 +46,13 @@ class MicroK8sClusterArgs:
         return next(node for node in self.nodes if node.role == "control-plane")
 
 
+@dataclass(frozen=True)
 class NodeStepsArgs:
     """Internal: what a node needs from its cluster."""
 
-    def __init__(
-        self,
-        node: Node,
-        private_key: pulumi.Input[str],
-        channel: str,
-    ) -> None:
-        self.node = node
-        self.private_key = private_key
-        self.channel = channel
+    node: Node
+    private_key: pulumi.Input[str]
+    channel: str
 
 
 class MicroK8sNode(pulumi.ComponentResource):

@@ -63,7 +63,7 @@ def render(
 ) -> None:
     """Evaluate a stack offline under Pulumi's mock runtime and write its render tree."""
     from naomi.render.diff import diff_against_revision
-    from naomi.render.engine import RenderError, evaluate_stack
+    from naomi.render.engine import evaluate_stack
     from naomi.render.tree import render as render_tree
     from naomi.render.tree import write
 
@@ -86,7 +86,6 @@ def render(
     )
     if changes is not None:
         out.print(changes.markdown(f"naomi render diff: {stack} ({diff} -> working tree)"), markup=False)
-    _ = RenderError
 
 
 def _one_line(error: BaseException) -> str:
@@ -115,13 +114,13 @@ def check(
 ) -> None:
     """Validate a stack file's config only (fast; no resources are evaluated)."""
     from naomi.render.engine import load_stack_file
-    from stacks.config import ConfigError, load_stack_config
+    from stacks.config import load_stack_config
 
     project = (project_dir or find_project_dir()).resolve()
     try:
         values, secret_keys = load_stack_file(project / "stacks" / f"Pulumi.{stack}.yaml")
         config = load_stack_config(values, set(secret_keys))
-    except (ConfigError, Exception) as error:
+    except Exception as error:
         raise _fail(_one_line(error)) from None
     err.print(f"{stack}: config ok (profile {config.profile}, cluster mode {config.cluster.mode})")
 

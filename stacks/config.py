@@ -486,7 +486,7 @@ def load_stack_config(raw_config: Mapping[str, Any], secret_keys: frozenset[str]
         if key in SECRET_KEYS and full_key not in secret_keys:
             errors.append(f"{full_key}: must be a secret: pulumi config set --secret {full_key} ...")
             continue
-        if key in secret_keys_of_objects() and full_key in secret_keys:
+        if key not in SECRET_KEYS and full_key in secret_keys:
             errors.append(
                 f"{full_key}: holds a secure value, but secrets are separate keys "
                 f"({', '.join(f'{NAMESPACE}:{k}' for k in SECRET_KEYS)})"
@@ -499,11 +499,6 @@ def load_stack_config(raw_config: Mapping[str, Any], secret_keys: frozenset[str]
         return StackConfig.model_validate_json(json.dumps(document))
     except ValidationError as error:
         raise ConfigError([_describe(item) for item in error.errors()]) from None
-
-
-def secret_keys_of_objects() -> frozenset[str]:
-    """Structured (non-secret) keys: a `secure:` value inside one of them is rejected."""
-    return frozenset(_allowed_keys(StackConfig)) - frozenset(SECRET_KEYS)
 
 
 def _allowed_keys(model: type[BaseModel]) -> list[str]:

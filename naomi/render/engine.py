@@ -104,8 +104,7 @@ class _Mocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-        if args.token == "pulumi:pulumi:getStackOutputs" or args.token.endswith("getStackOutputs"):
-            return {}, None
+        """The program makes no provider calls; any that appear return nothing."""
         return {}, None
 
 
