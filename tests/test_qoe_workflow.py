@@ -1,4 +1,5 @@
-"""The `qoe_train` Flyte workflow runs locally end to end (its training task on the shared Ray)."""
+"""The `qoe_train` Flyte workflow runs locally end to end against an S3 server, as on the cluster:
+datasets, features, Ray Train checkpoints and the model in the bucket; the model registered in MLflow."""
 
 from __future__ import annotations
 
@@ -9,17 +10,42 @@ import pytest
 pytest.importorskip("flytekit")
 
 
-def test_qoe_train_workflow_runs_locally(
-    ray_session: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_qoe_train_workflow_runs_locally_on_s3(
+    ray_session: object, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("NAOMI_STORE", str(tmp_path / "objects"))
-    from workloads.common.storage import LocalStore
-    from workloads.qoe.workflow import RAY_CONFIG, qoe_train, train_task
+    import mlflow
 
-    key = qoe_train(steps=300, epochs=2, batch_size=128, workers=2)
-    store = LocalStore(tmp_path / "objects")
-    assert key == "models/qoe/latest.pt"
-    assert {"datasets/qoe/reports.parquet", "features/qoe/train.parquet", "models/qoe/latest.pt"} <= set(
-        store.list()
-    )
+    from workloads.common.storage import S3Store
+    from workloads.qoe.workflow import RAY_CONFIG, qoe_train, register_task, train_task
+
+    store = S3Store(endpoint=s3_endpoint, access_key="testing", secret_key="testing", bucket="workloads")
+    client = store._client()
+    if not client.bucket_exists(store.bucket):
+        client.make_bucket(store.bucket)
+    monkeypatch.setenv("NAOMI_STORE", "s3://workloads")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{s3_endpoint}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("NAOMI_STATE", str(tmp_path / "state"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    outcome = qoe_train(steps=300, epochs=2, batch_size=128, workers=2)
+
+    version, _, alias = outcome.partition("@")
+    assert version == "1" and alias in {"champion", "candidate"}
+    keys = store.list()
+    assert {
+        "datasets/qoe/reports.parquet",
+        "features/qoe/train.parquet",
+        "models/qoe/latest.pt",
+        "models/qoe/latest-evaluation.json",
+        "models/qoe/latest-history.json",
+    } <= set(keys)
+    checkpoints = [k for k in keys if k.startswith("checkpoints/") and k.endswith("model.pt")]
+    assert len(checkpoints) == 2, keys  # one per epoch, uploaded by the Ray Train workers
+    assert not (tmp_path / "state" / "checkpoints").exists()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'state' / 'mlflow' / 'mlflow.db'}")
+    registered = mlflow.MlflowClient().get_model_version("qoe", "1")
+    assert registered.tags["naomi.reason"]
     assert train_task.task_config is RAY_CONFIG and RAY_CONFIG.worker_node_config[0].group_name == "x86"
+    assert register_task.name.endswith("register_task")

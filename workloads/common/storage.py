@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Store(Protocol):
@@ -125,3 +125,23 @@ def store_from_environment(default_root: Path) -> Store:
             secure=endpoint.scheme == "https",
         )
     return LocalStore(Path(target) if target else default_root)
+
+
+def checkpoint_location(store: Store, default_root: Path) -> tuple[str, Any]:
+    """Where Ray Train keeps checkpoints for `store`: (storage_path, pyarrow filesystem or None).
+
+    On S3 the checkpoints land in the same bucket under `checkpoints/` (every worker uploads
+    there, so a RayJob's pods need no shared volume); locally under `default_root`.
+    """
+    if isinstance(store, S3Store):
+        from pyarrow import fs
+
+        filesystem = fs.S3FileSystem(
+            access_key=store.access_key,
+            secret_key=store.secret_key,
+            endpoint_override=store.endpoint,
+            scheme="https" if store.secure else "http",
+            region=store.region,
+        )
+        return f"{store.bucket}/checkpoints", filesystem
+    return str(default_root), None

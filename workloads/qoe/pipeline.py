@@ -21,7 +21,7 @@ from workloads.common.storage import LocalStore
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, build
 from workloads.qoe.registry import MODEL_NAME, register
-from workloads.qoe.serving import ModelInfo, Predictor, create_app, serve_locally
+from workloads.qoe.serving import free_port
 from workloads.qoe.train import Evaluation, TrainConfig, evaluate, train
 
 
@@ -126,21 +126,31 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
     lap("register")
 
     step("serve")
-    model = mlflow.pytorch.load_model(f"models:/{MODEL_NAME}@{registered.alias}")
-    model.eval()
-    info = ModelInfo(
-        name=MODEL_NAME, version=registered.version, window=spec.window, features=len(spec.features)
-    )
-    server, port = serve_locally(create_app(Predictor(model, info), info))
-    summary.endpoint = f"http://127.0.0.1:{port}/predict"
-    lap("serve")
+    from ray import serve
 
-    step("smoke")
+    from workloads.qoe.serve_deployment import app_builder
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
+        serve.run(
+            app_builder(
+                {
+                    "model_uri": f"models:/{MODEL_NAME}@{registered.alias}",
+                    "tracking_uri": summary.tracking_uri,
+                }
+            ),
+            name=MODEL_NAME,
+            route_prefix=f"/{MODEL_NAME}",
+        )
+        summary.endpoint = f"http://127.0.0.1:{port}/{MODEL_NAME}/predict"
+        lap("serve")
+
+        step("smoke")
         import httpx
 
         sample = test.x[:3]
-        response = httpx.post(summary.endpoint, json={"windows": sample.tolist()}, timeout=10)
+        response = httpx.post(summary.endpoint, json={"windows": sample.tolist()}, timeout=30)
         response.raise_for_status()
         summary.sample = {
             "cells": [str(c) for c in test.cell[:3]],
@@ -150,12 +160,12 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
         bad = httpx.post(
             summary.endpoint,
             content=b'{"windows": [[["x"]]]}',
-            timeout=10,
+            timeout=30,
             headers={"content-type": "application/json"},
         )
         summary.sample["rejected_status"] = bad.status_code
     finally:
-        server.should_exit = True
+        serve.shutdown()
     lap("smoke")
     return summary
 

@@ -9,6 +9,7 @@ the loaded model; `GET /metrics` exposes latency, errors and prediction statisti
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -48,9 +49,8 @@ class Predictor:
             return self.model(self._torch.from_numpy(windows.astype(np.float32))).numpy()
 
 
-def create_app(
-    predictor: Callable[[np.ndarray], np.ndarray], info: ModelInfo, *, registry: Any = None
-) -> Any:
+def create_app(predictor: Callable[[np.ndarray], Any], info: ModelInfo, *, registry: Any = None) -> Any:
+    """The HTTP surface around `predictor` (plain, or async as Ray Serve's batching queue)."""
     from fastapi.responses import JSONResponse, PlainTextResponse
 
     metrics = registry or CollectorRegistry()
@@ -102,6 +102,8 @@ def create_app(
             return reject(400 if "JSON" in str(error) else 422, "invalid", str(error))
         try:
             forecasts = predictor(windows)
+            if inspect.isawaitable(forecasts):
+                forecasts = await forecasts
         except Exception:
             return reject(500, "model", "the model failed on this input")
         latency.labels(info.name).observe(time.perf_counter() - started)
@@ -149,14 +151,11 @@ def serve_locally(app: FastAPI, *, start_timeout: float = 30.0) -> tuple[Any, in
 
     Returns the server (set `should_exit = True` to stop it) and the port.
     """
-    import socket
     import threading
 
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.monotonic() + start_timeout
@@ -165,3 +164,12 @@ def serve_locally(app: FastAPI, *, start_timeout: float = 30.0) -> tuple[Any, in
             raise RuntimeError(f"the serving app did not start in {start_timeout:.0f} s")
         time.sleep(0.05)
     return server, port
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

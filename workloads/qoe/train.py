@@ -95,8 +95,14 @@ def _ddp_loss(model: Any, core: QoeForecaster, x: torch.Tensor, y: torch.Tensor)
     return torch.nn.functional.mse_loss(prediction, target)
 
 
-def train(splits: Splits, spec: FeatureSpec, config: TrainConfig, storage_path: str) -> TrainResult:
-    """Fit on `splits.train`, early-select on `splits.validation` (Ray Train, `config.workers` CPUs)."""
+def train(
+    splits: Splits, spec: FeatureSpec, config: TrainConfig, storage_path: str, storage_filesystem: Any = None
+) -> TrainResult:
+    """Fit on `splits.train`, early-select on `splits.validation` (Ray Train, `config.workers` CPUs).
+
+    Checkpoints go to `storage_path` (a folder, or `bucket/prefix` on `storage_filesystem`, a
+    pyarrow S3 filesystem on the cluster).
+    """
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -127,6 +133,7 @@ def train(splits: Splits, spec: FeatureSpec, config: TrainConfig, storage_path: 
         run_config=RunConfig(
             name="qoe",
             storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             # Every epoch's checkpoint is kept (a few hundred KB each): its metrics are the history.
             checkpoint_config=CheckpointConfig(
                 checkpoint_score_attribute="valid_loss", checkpoint_score_order="min"

@@ -1,8 +1,11 @@
 """Flyte: `qoe_train` wires the pipeline steps as tasks; training runs as a RayJob on the cluster.
 
-The same functions as `naomi run qoe`; tasks hand each other object-store keys (Parquet, model
-state), never data through Flyte's own storage. On the cluster the training task becomes a RayJob
-(KubeRay) with a worker group on the chosen pool; locally flytekit runs it on a local Ray.
+ingest -> features -> train (RayJob) -> evaluate -> register/promote, the same functions as
+`naomi run qoe`. Tasks hand each other object-store keys (Parquet, model state, JSON), never data
+through Flyte's own storage. On the cluster the training task becomes a RayJob (KubeRay) whose
+workers write Ray Train checkpoints to the object store; locally flytekit runs it on a local Ray.
+The registry is MLflow at `MLFLOW_TRACKING_URI` (the platform injects it and its credentials),
+else a sqlite database under the local state folder.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from flytekit import Resources, task, workflow
@@ -17,7 +21,8 @@ from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 
 from workloads.common.storage import Store, store_from_environment
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
-from workloads.qoe.features import FeatureSpec, Windows, build
+from workloads.qoe.features import FeatureSpec, Splits, Windows, build
+from workloads.qoe.model import QoeForecaster
 
 TASK_REQUESTS = Resources(cpu="500m", mem="1Gi")
 
@@ -41,7 +46,7 @@ RAY_CONFIG = RayJobConfig(
 
 def _store() -> Store:
     """The task's object store: `NAOMI_STORE` (s3://bucket on the cluster), else the local state folder."""
-    return store_from_environment(Path(os.environ.get("NAOMI_STATE", ".naomi/state")) / "objects")
+    return store_from_environment(_state() / "objects")
 
 
 @task(requests=TASK_REQUESTS)
@@ -63,36 +68,86 @@ def features_task(reports_key: str) -> str:
 
 @task(task_config=RAY_CONFIG, requests=TASK_REQUESTS)
 def train_task(features: str, epochs: int, batch_size: int, workers: int) -> str:
-    import tempfile
-
+    """Train with Ray Train; the model and its per-epoch history land under `models/qoe/`."""
     import torch
 
-    from workloads.qoe.features import Splits
-    from workloads.qoe.train import TrainConfig, evaluate, train
+    from workloads.common.storage import checkpoint_location
+    from workloads.qoe.train import TrainConfig, train
 
     store = _store()
-    parts = {
-        n: Windows.from_parquet(store.get(f"{features}/{n}.parquet")) for n in ("train", "validation", "test")
-    }
-    splits = Splits(train=parts["train"], validation=parts["validation"], test=parts["test"], active_cells=())
+    splits = _splits(store, features)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, workers=workers)
-    with tempfile.TemporaryDirectory() as checkpoints:
-        result = train(splits, FeatureSpec(), config, checkpoints)
+    path, filesystem = checkpoint_location(store, _state() / "checkpoints")
+    result = train(splits, FeatureSpec(), config, path, filesystem)
     buffer = io.BytesIO()
     torch.save(result.model, buffer)
     key = "models/qoe/latest.pt"
     store.put(key, buffer.getvalue())
-    scores = evaluate(result.model, parts["test"])
-    store.put("models/qoe/latest-evaluation.json", json.dumps(scores.as_metrics()).encode())
+    store.put(
+        "models/qoe/latest-history.json",
+        json.dumps({"config": asdict(config), "history": result.history}).encode(),
+    )
     return key
+
+
+@task(requests=TASK_REQUESTS)
+def evaluate_task(model_key: str, features: str) -> str:
+    """Hold-out scores of the model next to the naive baselines, as JSON in the object store."""
+    from workloads.qoe.train import evaluate
+
+    store = _store()
+    test = Windows.from_parquet(store.get(f"{features}/test.parquet"))
+    scores = evaluate(_load_model(store, model_key), test)
+    key = "models/qoe/latest-evaluation.json"
+    store.put(key, json.dumps(asdict(scores)).encode())
+    return key
+
+
+@task(requests=TASK_REQUESTS)
+def register_task(model_key: str, features: str, evaluation_key: str) -> str:
+    """Log and register the model; `champion` only if it beats the baselines and the champion."""
+    import mlflow
+
+    from workloads.qoe.model import ModelConfig
+    from workloads.qoe.registry import register
+    from workloads.qoe.train import Evaluation, TrainConfig
+
+    store = _store()
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        (_state() / "mlflow").mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(f"sqlite:///{(_state() / 'mlflow' / 'mlflow.db').resolve()}")
+    trained = json.loads(store.get("models/qoe/latest-history.json"))
+    config = TrainConfig(**{**trained["config"], "model": ModelConfig(**trained["config"]["model"])})
+    evaluation = Evaluation(**json.loads(store.get(evaluation_key)))
+    test = Windows.from_parquet(store.get(f"{features}/test.parquet"))
+    registered = register(
+        _load_model(store, model_key), evaluation, FeatureSpec(), config, trained["history"], test.x[:2]
+    )
+    return f"{registered.version}@{registered.alias}"
 
 
 @workflow
 def qoe_train(steps: int = 2000, epochs: int = 6, batch_size: int = 128, workers: int = 2) -> str:
-    """Ingest -> features -> train (RayJob) -> model in the object store."""
-    return train_task(
-        features=features_task(reports_key=ingest_task(steps=steps)),
-        epochs=epochs,
-        batch_size=batch_size,
-        workers=workers,
-    )
+    """Ingest -> features -> train (RayJob) -> evaluate -> register; returns "<version>@<alias>"."""
+    features = features_task(reports_key=ingest_task(steps=steps))
+    model = train_task(features=features, epochs=epochs, batch_size=batch_size, workers=workers)
+    scores = evaluate_task(model_key=model, features=features)
+    return register_task(model_key=model, features=features, evaluation_key=scores)
+
+
+def _state() -> Path:
+    return Path(os.environ.get("NAOMI_STATE", ".naomi/state"))
+
+
+def _splits(store: Store, features: str) -> Splits:
+    parts = {
+        n: Windows.from_parquet(store.get(f"{features}/{n}.parquet")) for n in ("train", "validation", "test")
+    }
+    return Splits(train=parts["train"], validation=parts["validation"], test=parts["test"], active_cells=())
+
+
+def _load_model(store: Store, key: str) -> QoeForecaster:
+    import torch
+
+    model: QoeForecaster = torch.load(io.BytesIO(store.get(key)), weights_only=False)
+    return model.eval()

@@ -1,0 +1,94 @@
+"""Benchmark P5 through Ray Serve: the QoE deployment (FastAPI ingress + @serve.batch) on local Ray.
+
+Logs the reference-shaped LSTM to a throw-away MLflow (sqlite), deploys `app_builder` on 127.0.0.1,
+then sends 500 requests paced at 50 req/s (bounded, loopback only) and 400 requests from 8
+concurrent clients (batching at work). Prints p50/p99 and errors; target (CHECKS.md P5): HTTP p99
+<= 20 ms at 50 req/s with 0 errors. Ray listens on every interface, so run it isolated:
+    unshare -n bash -c 'ip link set lo up; exec .venv/bin/python benchmarks/qoe_ray_serve.py'
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import ray
+from ray import serve
+
+from workloads.qoe.model import ModelConfig, QoeForecaster
+from workloads.qoe.serve_deployment import app_builder
+from workloads.qoe.serving import free_port
+
+
+def percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples) * 1000, q))
+
+
+def main() -> None:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with tempfile.TemporaryDirectory() as folder:
+        tracking = f"sqlite:///{Path(folder) / 'mlflow.db'}"
+        mlflow.set_tracking_uri(tracking)
+        experiment = mlflow.create_experiment("bench", artifact_location=(Path(folder) / "a").as_uri())
+        model = QoeForecaster(ModelConfig(hidden=64, layers=2), target_index=0).eval()
+        with mlflow.start_run(experiment_id=experiment):
+            logged = mlflow.pytorch.log_model(
+                model, name="model", serialization_format="pickle", pip_requirements=["torch"]
+            )
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        started = time.perf_counter()
+        serve.run(
+            app_builder({"model_uri": logged.model_uri, "tracking_uri": tracking, "num_cpus": 1}),
+            name="qoe",
+            route_prefix="/qoe",
+        )
+        print(f"deployment ready in {time.perf_counter() - started:.1f} s")
+        body = json.dumps({"windows": np.random.default_rng(1).random((1, 10, 4)).tolist()}).encode()
+        headers = {"content-type": "application/json"}
+        url = f"http://127.0.0.1:{port}/qoe/predict"
+        latencies, failures = [], 0
+        with httpx.Client(timeout=10) as client:
+            for _ in range(30):
+                client.post(url, content=body, headers=headers)
+            start = time.perf_counter()
+            for index in range(500):
+                delay = start + index / 50 - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                sent = time.perf_counter()
+                failures += client.post(url, content=body, headers=headers).status_code != 200
+                latencies.append(time.perf_counter() - sent)
+        print(
+            f"Ray Serve HTTP, 500 requests at 50 req/s: p50 {percentile(latencies, 50):.2f} ms, "
+            f"p99 {percentile(latencies, 99):.2f} ms, errors {failures}  target p99 <= 20 ms, 0 errors"
+        )
+
+        def one(_: int) -> tuple[float, bool]:
+            with httpx.Client(timeout=10) as client:
+                sent = time.perf_counter()
+                ok = client.post(url, content=body, headers=headers).status_code == 200
+                return time.perf_counter() - sent, ok
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(one, range(400)))
+        wall = time.perf_counter() - began
+        concurrent = [seconds for seconds, _ in results]
+        print(
+            f"Ray Serve HTTP, 400 requests from 8 clients: {len(results) / wall:.0f} req/s, "
+            f"p50 {percentile(concurrent, 50):.2f} ms, p99 {percentile(concurrent, 99):.2f} ms, "
+            f"errors {sum(not ok for _, ok in results)}"
+        )
+        serve.shutdown()
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
