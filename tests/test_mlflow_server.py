@@ -216,3 +216,59 @@ def test_qoe_registry_aliases_promote_and_refuse(server: Server, monkeypatch: py
     loaded = mlflow.pyfunc.load_model("models:/qoe@champion")
     expected = model(__import__("torch").from_numpy(splits.test.x[:5])).detach().numpy()
     assert np.allclose(np.asarray(loaded.predict(splits.test.x[:5])).reshape(-1), expected, atol=1e-5)
+
+
+def test_generic_model_server_serves_a_registered_model(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runtime `deployment`: the generic server loads models:/proxy-check@champion from the real
+    server (auth, S3 proxy), validates input against the signature, exports metrics; a bounded load
+    run on loopback ends with 0 errors."""
+    import numpy as np
+
+    from workloads.common.model_server import build_app, load
+    from workloads.common.serving import serve_locally
+
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.password)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    import mlflow
+
+    mlflow.set_tracking_uri(server.url)
+    if not mlflow.MlflowClient().search_model_versions("name='proxy-check'"):
+        test_log_register_and_load_a_model_through_the_proxy(server, monkeypatch)
+    model = load("models:/proxy-check@champion")
+    assert model.shape == (None, 2) and model.version == "1"
+    http_server, port = serve_locally(build_app(model))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        health = httpx.get(f"{url}/healthz").json()
+        assert health["model"] == "proxy-check" and health["input"]["shape"] == [-1, 2]
+        answer = httpx.post(f"{url}/predict", json={"inputs": [[2.0, 3.0], [4.0, 5.0]]})
+        assert answer.status_code == 200
+        assert np.allclose(answer.json()["predictions"], [1.5, 3.5])  # on the training manifold (x2 = x1 + 1)
+        for body in (b"{", b'{"inputs": [[1.0]]}', b'{"inputs": [[1.0, NaN]]}', b'{"rows": []}'):
+            rejected = httpx.post(
+                f"{url}/predict", content=body, headers={"content-type": "application/json"}
+            )
+            assert 400 <= rejected.status_code < 500 and rejected.json()["error"], body
+        statuses = [
+            httpx.post(f"{url}/predict", json={"inputs": [[float(i), 1.0]]}).status_code for i in range(200)
+        ]
+        assert statuses.count(200) == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'naomi_serving_request_seconds_count{model="proxy-check"} 201.0' in metrics
+        assert 'naomi_serving_errors_total{model="proxy-check",reason="invalid"} 4.0' in metrics
+    finally:
+        http_server.should_exit = True
+
+
+def test_model_server_refuses_a_bad_uri() -> None:
+    from workloads.common.model_server import resolve_version
+
+    with pytest.raises(ValueError, match="expected models:/<name>@<alias>"):
+        resolve_version("s3://bucket/model")
+    with pytest.raises(ValueError, match="the version must be a number"):
+        resolve_version("models:/qoe/latest")

@@ -43,7 +43,11 @@ def test_health_and_prediction(client: TestClient) -> None:
     ("body", "status", "message"),
     [
         (b"{not json", 400, "malformed JSON"),
-        (json.dumps({"windows": _windows(1), "extra": 1}).encode(), 422, 'expected {"windows"'),
+        (
+            json.dumps({"windows": _windows(1), "extra": 1}).encode(),
+            422,
+            'expected {"windows": [...]} and nothing else',
+        ),
         (json.dumps({"windows": []}).encode(), 422, "windows: expected a list of 1 to 256 windows"),
         (json.dumps({"windows": [[[1, 2, 3, 4]] * 9]}).encode(), 422, "windows[0]: expected 10 time steps"),
         (json.dumps({"windows": [[[1, 2, 3]] * 10]}).encode(), 422, "windows[0][0]: expected 4 numbers"),
