@@ -267,3 +267,20 @@ class Mlflow(pulumi.ComponentResource):
             )
         self.url = pulumi.Output.concat("http://", in_cluster, f":{PORT}", args.static_prefix)
         self.register_outputs({"url": self.url, "adminSecret": self.admin_secret})
+
+
+def client_secret(
+    name: str, namespace: str, mlflow: Mlflow, opts: pulumi.ResourceOptions | None = None
+) -> k8s.core.v1.Secret:
+    """MLflow's in-cluster URI and login for clients in `namespace` (serving, workloads).
+
+    The generated admin login: MLflow's basic-auth has no per-namespace users before its API is
+    up (a read-only user for serving is a post-install step, see docs/platform.md).
+    """
+    return k8s.core.v1.Secret(
+        name,
+        metadata={"name": "mlflow-client", "namespace": namespace, "labels": labels("mlflow-client", name)},
+        type="Opaque",
+        string_data={"uri": mlflow.url, "username": "admin", "password": mlflow.admin_password},
+        opts=opts,
+    )

@@ -74,9 +74,13 @@ def _shm(size_bytes: int) -> dict[str, Any]:
 
 
 def _ray_container(
-    name: str, image: str, resources: dict[str, Any], ports: list[dict[str, Any]]
+    name: str,
+    image: pulumi.Input[str],
+    resources: dict[str, Any],
+    ports: list[dict[str, Any]],
+    env: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    return {
+    container = {
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
@@ -86,10 +90,16 @@ def _ray_container(
         "ports": ports,
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
     }
+    if env:
+        container["env"] = env
+    return container
 
 
-def head_group(args: RayPlatformArgs) -> dict[str, Any]:
-    image = RAY_IMAGES["amd64"]
+def head_group(
+    args: RayPlatformArgs, image: pulumi.Input[str] | None = None, env: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The head (no work scheduled): `image` overrides the upstream Ray image (naomi-ray, multi-arch)."""
+    image = image if image is not None else RAY_IMAGES["amd64"]
     return {
         "serviceType": "ClusterIP",
         "rayStartParams": {
@@ -98,7 +108,7 @@ def head_group(args: RayPlatformArgs) -> dict[str, Any]:
             "metrics-export-port": str(METRICS_PORT),
         },
         "template": {
-            "metadata": {"labels": labels("ray-head", args.cluster_name, version=image)},
+            "metadata": {"labels": labels("ray-head", args.cluster_name, version=RAY_VERSION)},
             "spec": {
                 # The head keeps its service-account token: the in-tree autoscaler sidecar talks to
                 # the API server (KubeRay binds it a Role scoped to this cluster's pods).
@@ -115,6 +125,7 @@ def head_group(args: RayPlatformArgs) -> dict[str, Any]:
                             {"name": "client", "containerPort": 10001},
                             {"name": "metrics", "containerPort": METRICS_PORT},
                         ],
+                        env or [],
                     )
                 ],
                 "volumes": [_shm(512 * 2**20)],
@@ -123,8 +134,13 @@ def head_group(args: RayPlatformArgs) -> dict[str, Any]:
     }
 
 
-def worker_group(args: RayPlatformArgs, pool: RayPool) -> dict[str, Any]:
-    image = RAY_IMAGES[pool.arch]
+def worker_group(
+    args: RayPlatformArgs,
+    pool: RayPool,
+    image: pulumi.Input[str] | None = None,
+    env: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    image = image if image is not None else RAY_IMAGES[pool.arch]
     cpus = max(int(cpu_cores(pool.cpu)), 1)
     return {
         "groupName": pool.name,
@@ -140,7 +156,7 @@ def worker_group(args: RayPlatformArgs, pool: RayPool) -> dict[str, Any]:
         "template": {
             "metadata": {
                 "labels": {
-                    **labels("ray-worker", args.cluster_name, version=image),
+                    **labels("ray-worker", args.cluster_name, version=RAY_VERSION),
                     "naomi.io/ray-pool": pool.name,
                 }
             },
@@ -159,6 +175,7 @@ def worker_group(args: RayPlatformArgs, pool: RayPool) -> dict[str, Any]:
                             memory_limit=pool.memory,
                         ).spec(),
                         [{"name": "metrics", "containerPort": METRICS_PORT}],
+                        env or [],
                     )
                 ],
                 "volumes": [_shm(pool.object_store_bytes)],

@@ -46,6 +46,15 @@ MLFLOW_IMAGE = "docker.io/burakince/mlflow:3.15.1"
 REDIS_IMAGE = "docker.io/library/redis:7.4.6-alpine"
 FLYTE_IMAGE = "cr.flyte.org/flyteorg/flyte-binary-release:v1.16.8"
 
+# naomi's own images (images/<name>/Dockerfile), built for linux/amd64 and linux/arm64. With
+# `images.build` the stack builds them into the configured registry and deploys them by digest;
+# otherwise these release builds (published by .github/workflows/images.yml) are used.
+NAOMI_VERSION = "0.1.0"
+NAOMI_IMAGE_REPOSITORY = "ghcr.io/naomi-mlops"
+NAOMI_IMAGES = ("naomi-ray", "naomi-workloads", "naomi-model-server")
+PREBUILT_IMAGES = {name: f"{NAOMI_IMAGE_REPOSITORY}/{name}:{NAOMI_VERSION}" for name in NAOMI_IMAGES}
+IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64")
+
 # Images published for both linux/amd64 and linux/arm64. Anything else (the amd64 Ray tag) must
 # carry a `kubernetes.io/arch: amd64` node selector; tests check every rendered pod against this.
 ARM64_CAPABLE_IMAGES = frozenset(
@@ -59,3 +68,9 @@ ARM64_CAPABLE_IMAGES = frozenset(
         RAY_IMAGES["arm64"],
     }
 )
+
+
+def arm64_capable(image: str) -> bool:
+    """Known multi-arch (or arm64) image: a pinned third-party one, or one of naomi's own builds."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return image in ARM64_CAPABLE_IMAGES or name in NAOMI_IMAGES

@@ -290,6 +290,10 @@ class ServedModel(_Model):
         return self
 
 
+# Registered models with a Ray Serve application in workloads/ (infra.serving.SERVE_APPS).
+SERVE_APP_MODELS = ("mnist", "qoe")
+
+
 class ServingConfig(_Model):
     models: tuple[ServedModel, ...] = ()
 
@@ -411,9 +415,26 @@ class StackConfig(_Model):
                     )
         pools = {pool.name for pool in self.ray.pools}
         for index, model in enumerate(self.serving.models):
-            if model.runtime == "ray-serve" and model.pool is not None and model.pool not in pools:
+            where = ("serving", "models", index)
+            if not self.mlflow.enabled:
                 raise _KeyError(
-                    ("serving", "models", index, "pool"),
+                    (*where, "model"), "serving loads models from MLflow: set mlflow.enabled true"
+                )
+            if model.runtime != "ray-serve":
+                if model.pool is not None:
+                    raise _KeyError((*where, "pool"), "pool belongs to runtime 'ray-serve'; use arch")
+                continue
+            if not self.ray.enabled:
+                raise _KeyError((*where, "runtime"), "runtime 'ray-serve' needs ray.enabled true")
+            if model.model not in SERVE_APP_MODELS:
+                raise _KeyError(
+                    (*where, "runtime"),
+                    f"no Ray Serve application for model {model.model!r} (known: "
+                    f"{', '.join(SERVE_APP_MODELS)}); use runtime 'deployment' (generic MLflow model server)",
+                )
+            if model.pool is not None and model.pool not in pools:
+                raise _KeyError(
+                    (*where, "pool"),
                     f"unknown Ray pool {model.pool!r}; pools: {', '.join(sorted(pools)) or 'none'}",
                 )
         names = Counter(model.name for model in self.serving.models)

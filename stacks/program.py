@@ -20,8 +20,9 @@ from infra.flyte import HTTP_PORT as FLYTE_HTTP_PORT
 from infra.flyte import HTTP_SERVICE as FLYTE_HTTP_SERVICE
 from infra.flyte import Flyte, FlyteArgs
 from infra.gateway import Gateway, GatewayArgs, ProvidedCertificate, Route
+from infra.images import Images, ImagesArgs
 from infra.mlflow import PORT as MLFLOW_PORT
-from infra.mlflow import Mlflow, MlflowArgs
+from infra.mlflow import Mlflow, MlflowArgs, client_secret
 from infra.monitoring import RELEASE as MONITORING_RELEASE
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
@@ -30,6 +31,8 @@ from infra.object_store import CONSOLE_PORT, ExternalS3, ObjectStore, ObjectStor
 from infra.postgres import BackupTarget, Postgres, PostgresArgs
 from infra.profiles import PROFILES
 from infra.ray import RayPlatform, RayPlatformArgs, RayPool
+from infra.serving import ModelSpec, ServedModel, ServedModelArgs
+from infra.serving import route as serving_route
 from infra.versions import MINIO_IMAGE
 from stacks.config import ConfigError, StackConfig, load_stack_config
 
@@ -364,6 +367,8 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
             )
         )
 
+    routes += [serving_route(spec, NAMESPACES["serving"]) for spec in model_specs(config)]
+
     provided = None
     if gateway_config.tls.mode == "provided":
         assert config.tls_certificate is not None and config.tls_private_key is not None
@@ -386,6 +391,69 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
         opts=pulumi.ResourceOptions(provider=access.provider, depends_on=list(namespaces.values())),
     )
     return Platform(namespaces, object_store, postgres, mlflow, gateway, ray, flyte, monitoring)
+
+
+def model_specs(config: StackConfig) -> list[ModelSpec]:
+    """The served models of the serving layer (none when the layer is off)."""
+    if not config.layers.serving:
+        return []
+    pools = {pool.name: pool for pool in config.ray.pools}
+    specs = []
+    for model in config.serving.models:
+        pool = None
+        arch = model.arch
+        if model.runtime == "ray-serve":
+            chosen = pools.get(model.pool or "")
+            arch = chosen.arch if chosen is not None else model.arch
+            pool = RayPool(
+                name=chosen.name if chosen is not None else "serve",
+                arch=arch,
+                min=model.min,
+                max=model.max,
+                cpu=model.cpu,
+                memory=model.memory,
+            )
+        specs.append(
+            ModelSpec(
+                name=model.name,
+                model=model.model,
+                version=model.version,
+                alias=model.alias,
+                runtime=model.runtime,
+                arch=arch,
+                min=model.min,
+                max=model.max,
+                cpu=model.cpu,
+                memory=model.memory,
+                pool=pool,
+            )
+        )
+    return specs
+
+
+def serving_layer(config: StackConfig, access: ClusterAccess, platform: Platform, images: Images) -> None:
+    """One ServedModel per `serving.models[]` entry, reading models with an MLflow client Secret."""
+    specs = model_specs(config)
+    if not specs:
+        return
+    assert platform.mlflow is not None  # serving requires MLflow (config model)
+    namespace = NAMESPACES["serving"]
+    opts = pulumi.ResourceOptions(provider=access.provider, depends_on=[platform.namespaces["serving"]])
+    secret = client_secret("serving-mlflow-client", namespace, platform.mlflow, opts)
+    profile = PROFILES[config.profile]
+    for spec in specs:
+        ServedModel(
+            f"serving-{spec.name}",
+            ServedModelArgs(
+                spec=spec,
+                namespace=namespace,
+                image=images.refs["naomi-ray" if spec.runtime == "ray-serve" else "naomi-model-server"],
+                head=profile.ray_head,
+                ray_operator=platform.ray.operator if platform.ray is not None else None,
+                monitoring_release=platform.monitoring.release if platform.monitoring is not None else None,
+            ),
+            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[secret]),
+        )
 
 
 def export_platform(platform: Platform) -> None:
@@ -429,4 +497,15 @@ def main() -> None:
     access = cluster_layer(config)
     pulumi.export("kubeconfig", access.kubeconfig)
     if config.layers.platform:
-        export_platform(platform_layer(config, access))
+        images = Images(
+            "images",
+            ImagesArgs(
+                build=config.images.build,
+                registry=config.images.registry,
+                project_root=Path(__file__).resolve().parent.parent,
+            ),
+        )
+        pulumi.export("images", images.refs)
+        platform = platform_layer(config, access)
+        serving_layer(config, access, platform, images)
+        export_platform(platform)

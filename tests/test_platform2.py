@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.versions import ARM64_CAPABLE_IMAGES, RAY_IMAGES, RAY_PYTHON, RAY_VERSION
+from infra.versions import RAY_IMAGES, RAY_PYTHON, RAY_VERSION, arm64_capable
 from naomi import policy
 from naomi.render.engine import Evaluation
 from naomi.render.tree import Rendered
@@ -170,8 +170,18 @@ def test_dashboards_and_uis_are_routed_behind_the_gateway(renders: dict[str, Ren
         "alertmanager",
         "ray-dashboard",
         "flyte",
+        "serving-qoe",
+        "serving-qoe-edge",
     }
-    for name in ("prometheus", "alertmanager", "ray-dashboard", "flyte", "object-store-console"):
+    for name in (
+        "prometheus",
+        "alertmanager",
+        "ray-dashboard",
+        "flyte",
+        "object-store-console",
+        "serving-qoe",
+        "serving-qoe-edge",
+    ):
         assert "basic-auth" in {m["name"] for m in routes[name]["spec"]["routes"][0]["middlewares"]}, name
     ray = routes["ray-dashboard"]["spec"]["routes"][0]["services"][0]
     assert (ray["name"], ray["namespace"], ray["port"]) == ("ray-head-svc", "naomi-ray", 8265)
@@ -182,9 +192,7 @@ def test_pods_that_can_land_on_arm64_use_arm64_capable_images(
     renders: dict[str, Rendered], stack: str
 ) -> None:
     objects = renders[stack].kubernetes
-    problems = [
-        p for o in objects for p in policy.arch_selection(o, lambda image: image in ARM64_CAPABLE_IMAGES)
-    ]
+    problems = [p for o in objects for p in policy.arch_selection(o, arm64_capable)]
     assert problems == []
     assert any(policy.pod_specs(o) for o in objects if o["kind"] == "RayCluster")
 
@@ -192,7 +200,7 @@ def test_pods_that_can_land_on_arm64_use_arm64_capable_images(
 def test_arch_check_catches_an_amd64_image_without_selector(renders: dict[str, Rendered]) -> None:
     cluster = json.loads(json.dumps(_one(renders["edge-lab"], "RayCluster", "ray")))
     cluster["spec"]["workerGroupSpecs"][1]["template"]["spec"]["containers"][0]["image"] = RAY_IMAGES["amd64"]
-    problems = policy.arch_selection(cluster, lambda image: image in ARM64_CAPABLE_IMAGES)
+    problems = policy.arch_selection(cluster, arm64_capable)
     assert problems == [
         f"RayCluster naomi-ray/ray: image {RAY_IMAGES['amd64']} is amd64-only but the pod may land on arm64",
         f"RayCluster naomi-ray/ray: image {RAY_IMAGES['amd64']} cannot run on the arm64 nodes it is pinned to",

@@ -96,6 +96,12 @@ class _Mocks(pulumi.runtime.Mocks):
             state["outputs"] = {n: f"<secret:stack:{stack_name}:{n}>" for n in names}
             state["secretOutputNames"] = names
             return stack_name, state
+        if args.typ == "docker-build:index:Image":
+            # The digest exists only after a push: the render shows the content-hashed tag and
+            # a placeholder digest, so a code change is visible as a new tag.
+            state["digest"] = f"sha256:<generated:{args.name}:digest>"
+            state["ref"] = f"{state['tags'][0]}@{state['digest']}"
+            return f"{args.name}-id", state
         generated = _GENERATED_OUTPUTS.get(args.typ, ())
         if not (self.preview and args.typ.startswith("command:")):
             for output in generated:

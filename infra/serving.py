@@ -1,0 +1,322 @@
+"""Model serving: one component per `serving.models[]` entry, routed through the gateway with auth.
+
+Runtime `ray-serve`: a RayService (KubeRay) running the model's Ray Serve application from the
+naomi-ray image (`workloads.<model>.serve_deployment:app_builder`, FastAPI ingress, request
+batching, autoscaling replicas); its worker group sits on the chosen Ray pool's architecture.
+KubeRay upgrades with a new cluster and switches traffic when it is ready (zero downtime).
+Runtime `deployment`: Deployment + Service + HorizontalPodAutoscaler (+ PodDisruptionBudget when
+more than one replica) running the generic MLflow model server (`naomi-model-server`, multi-arch,
+so amd64 and arm64 alike). Both read the model from MLflow with a client Secret in the serving
+namespace; editing `version` or `alias` in config changes only that model's objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from infra import pods
+from infra.gateway import Route
+from infra.naming import labels, selector_labels
+from infra.profiles import Resources
+from infra.ray import RayPlatformArgs, RayPool, head_group, worker_group
+from infra.versions import RAY_VERSION
+
+# Registered model name -> its Ray Serve application (a builder taking the args below).
+SERVE_APPS = {
+    "qoe": "workloads.qoe.serve_deployment:app_builder",
+    "mnist": "workloads.mnist.serve_deployment:app_builder",
+}
+SERVE_PORT = 8000  # Ray Serve's HTTP proxy (KubeRay's `<name>-serve-svc`)
+SERVER_PORT = 8080  # the generic model server
+SERVER_UID = 10001
+MLFLOW_CLIENT_SECRET = "mlflow-client"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    name: str
+    model: str
+    version: int | None
+    alias: str | None
+    runtime: Literal["ray-serve", "deployment"]
+    arch: Literal["amd64", "arm64"]
+    min: int
+    max: int
+    cpu: str
+    memory: str
+    pool: RayPool | None = None  # ray-serve: the pool whose architecture and size the workers take
+
+    def __post_init__(self) -> None:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError(f"ModelSpec {self.name}: set exactly one of version or alias")
+        if self.runtime == "ray-serve" and self.model not in SERVE_APPS:
+            raise ValueError(
+                f"ModelSpec {self.name}: no Ray Serve application for model {self.model!r} "
+                f"(known: {', '.join(sorted(SERVE_APPS))}); use runtime 'deployment'"
+            )
+
+    @property
+    def model_uri(self) -> str:
+        return (
+            f"models:/{self.model}/{self.version}"
+            if self.version is not None
+            else f"models:/{self.model}@{self.alias}"
+        )
+
+    @property
+    def service(self) -> str:
+        return f"{self.name}-serve-svc" if self.runtime == "ray-serve" else self.name
+
+    @property
+    def port(self) -> int:
+        return SERVE_PORT if self.runtime == "ray-serve" else SERVER_PORT
+
+
+def route(spec: ModelSpec, namespace: str) -> Route:
+    """`https://<gateway>/serving/<name>/predict`, basic auth, prefix stripped."""
+    return Route(
+        name=f"serving-{spec.name}",
+        prefix=f"/serving/{spec.name}",
+        namespace=namespace,
+        service=spec.service,
+        port=spec.port,
+        pod_selector=pod_selector(spec),
+        strip_prefix=True,
+    )
+
+
+def pod_selector(spec: ModelSpec) -> dict[str, str]:
+    """Labels of the pods answering for `spec` (Ray pods carry `naomi.io/rayservice`)."""
+    if spec.runtime == "ray-serve":
+        return {"naomi.io/rayservice": spec.name}
+    return selector_labels("model-server", spec.name)
+
+
+def mlflow_env(secret: str = MLFLOW_CLIENT_SECRET) -> list[dict[str, Any]]:
+    return [
+        pods.secret_env("MLFLOW_TRACKING_URI", secret, "uri"),
+        pods.secret_env("MLFLOW_TRACKING_USERNAME", secret, "username"),
+        pods.secret_env("MLFLOW_TRACKING_PASSWORD", secret, "password"),
+    ]
+
+
+def serve_config(spec: ModelSpec) -> str:
+    """The RayService's serveConfigV2: one application, the model URI and replica bounds as args."""
+    worker_cpus = float(pods_cpu(spec.cpu))
+    application = {
+        "name": spec.name,
+        "import_path": SERVE_APPS[spec.model],
+        "route_prefix": "/",
+        "args": {
+            "model_uri": spec.model_uri,
+            "num_replicas": max(spec.min, 1),
+            "max_replicas": spec.max,
+            "num_cpus": min(worker_cpus, 1.0),
+        },
+    }
+    return yaml.safe_dump({"applications": [application]}, sort_keys=True)
+
+
+def pods_cpu(quantity: str) -> float:
+    from infra.quantities import cpu_cores
+
+    return float(cpu_cores(quantity))
+
+
+def ray_service_spec(spec: ModelSpec, head: Resources, image: pulumi.Input[str]) -> dict[str, Any]:
+    assert spec.pool is not None
+    pool = RayPool(
+        name=spec.pool.name,
+        arch=spec.arch,
+        min=max(spec.min, 1),
+        max=spec.max,
+        cpu=spec.cpu,
+        memory=spec.memory,
+    )
+    cluster = RayPlatformArgs(namespace="", pools=(pool,), head=head, operator=head, cluster_name=spec.name)
+    env = mlflow_env()
+    head_spec = head_group(cluster, image, env)
+    head_spec["template"]["metadata"]["labels"]["naomi.io/rayservice"] = spec.name
+    worker = worker_group(cluster, pool, image, env)
+    worker["template"]["metadata"]["labels"]["naomi.io/rayservice"] = spec.name
+    # Serve replicas read the model from MLflow: the workers need the service-account token off
+    # (already) and nothing else from the API server.
+    return {
+        "serveConfigV2": serve_config(spec),
+        "upgradeStrategy": {"type": "NewCluster"},
+        "rayClusterConfig": {
+            "rayVersion": RAY_VERSION,
+            "enableInTreeAutoscaling": True,
+            "autoscalerOptions": {
+                "upscalingMode": "Default",
+                "idleTimeoutSeconds": 300,
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                    "limits": {"cpu": "500m", "memory": "512Mi"},
+                },
+                "securityContext": pods.container_security_context(read_only_root=False),
+            },
+            "authOptions": {"mode": "token"},
+            "headGroupSpec": head_spec,
+            "workerGroupSpecs": [worker],
+        },
+    }
+
+
+def model_server_deployment(spec: ModelSpec, namespace: str, image: pulumi.Input[str]) -> dict[str, Any]:
+    resources = Resources(
+        cpu_request=spec.cpu, memory_request=spec.memory, cpu_limit=spec.cpu, memory_limit=spec.memory
+    )
+    container = pods.container(
+        "model-server",
+        image,  # type: ignore[arg-type]  # an Output when built here; resolved by Pulumi
+        resources,
+        args=["--model-uri", spec.model_uri],
+        env=[*mlflow_env(), {"name": "HOME", "value": "/tmp"}],
+        ports=[{"name": "http", "containerPort": SERVER_PORT}],
+        readinessProbe=pods.http_probe("/healthz", "http"),
+        livenessProbe=pods.http_probe("/healthz", "http", period=20, initial_delay=30),
+        volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+    )
+    return {
+        "metadata": {"name": spec.name, "namespace": namespace, "labels": labels("model-server", spec.name)},
+        "spec": {
+            "replicas": max(spec.min, 1),
+            "selector": {"matchLabels": selector_labels("model-server", spec.name)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": {**labels("model-server", spec.name), "naomi.io/model": spec.model}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "nodeSelector": {"kubernetes.io/arch": spec.arch},
+                    "securityContext": pods.pod_security_context(SERVER_UID),
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+                },
+            },
+        },
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServedModelArgs:
+    spec: ModelSpec
+    namespace: str
+    image: pulumi.Input[str]  # naomi-ray for ray-serve, naomi-model-server for deployment
+    head: Resources
+    ray_operator: pulumi.Resource | None = None  # the RayService CRD comes with the KubeRay release
+    monitoring_release: pulumi.Resource | None = None
+
+    def __post_init__(self) -> None:
+        if self.spec.runtime == "ray-serve" and self.ray_operator is None:
+            raise ValueError(
+                f"ServedModelArgs {self.spec.name}: runtime 'ray-serve' needs the Ray platform (ray.enabled)"
+            )
+
+
+class ServedModel(pulumi.ComponentResource):
+    """One served model: its runtime's objects plus a metrics monitor."""
+
+    def __init__(self, name: str, args: ServedModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("naomi:serving:ServedModel", name, None, opts)
+        spec, child = args.spec, pulumi.ResourceOptions(parent=self)
+        if spec.runtime == "ray-serve":
+            k8s.apiextensions.CustomResource(
+                f"{name}-rayservice",
+                api_version="ray.io/v1",
+                kind="RayService",
+                metadata={
+                    "name": spec.name,
+                    "namespace": args.namespace,
+                    "labels": labels("rayservice", spec.name),
+                },
+                spec=ray_service_spec(spec, args.head, args.image),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[args.ray_operator] if args.ray_operator else []
+                ),
+            )
+        else:
+            self._deployment(name, args, child)
+        if args.monitoring_release is not None:
+            # Ray pods export Ray Serve's request metrics on Ray's metrics port; the generic
+            # server exports naomi_serving_* on its own /metrics.
+            ray = spec.runtime == "ray-serve"
+            k8s.apiextensions.CustomResource(
+                f"{name}-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={
+                    "name": spec.name,
+                    "namespace": args.namespace,
+                    "labels": labels("model-server", spec.name),
+                },
+                spec={
+                    "selector": {"matchLabels": pod_selector(spec)},
+                    "podMetricsEndpoints": [
+                        {"port": "metrics" if ray else "http", "path": "/metrics", "interval": "30s"}
+                    ],
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.monitoring_release]),
+            )
+        self.register_outputs({"service": spec.service, "modelUri": spec.model_uri})
+
+    def _deployment(self, name: str, args: ServedModelArgs, child: pulumi.ResourceOptions) -> None:
+        spec = args.spec
+        manifest = model_server_deployment(spec, args.namespace, args.image)
+        k8s.apps.v1.Deployment(f"{name}-deployment", **manifest, opts=child)
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={
+                "name": spec.name,
+                "namespace": args.namespace,
+                "labels": labels("model-server", spec.name),
+            },
+            spec={
+                "type": "ClusterIP",
+                "selector": selector_labels("model-server", spec.name),
+                "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http"}],
+            },
+            opts=child,
+        )
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata={
+                "name": spec.name,
+                "namespace": args.namespace,
+                "labels": labels("model-server", spec.name),
+            },
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+                "minReplicas": max(spec.min, 1),
+                "maxReplicas": spec.max,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 70},
+                        },
+                    }
+                ],
+            },
+            opts=child,
+        )
+        if max(spec.min, 1) > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata={
+                    "name": spec.name,
+                    "namespace": args.namespace,
+                    "labels": labels("model-server", spec.name),
+                },
+                spec={
+                    "maxUnavailable": 1,
+                    "selector": {"matchLabels": selector_labels("model-server", spec.name)},
+                },
+                opts=child,
+            )
