@@ -178,7 +178,7 @@ def credentials(
         )
 
 
-PIPELINES = ("qoe",)
+PIPELINES = ("qoe", "mnist")
 
 
 def _isolated() -> bool:
@@ -218,19 +218,20 @@ def _reexec_isolated(arguments: list[str]) -> int | None:
 
 @app.command()
 def run(
-    pipeline: Annotated[str, typer.Argument(help="pipeline to run: qoe")],
+    pipeline: Annotated[str, typer.Argument(help="pipeline to run: qoe or mnist")],
     data: Annotated[Path | None, typer.Option(help="a VIAVI cell.json.gz (default: synthetic data)")] = None,
     state: Annotated[Path, typer.Option(help="state folder (object store, MLflow, checkpoints)")] = Path(
         ".naomi/state"
     ),
-    epochs: Annotated[int, typer.Option(min=1, max=200)] = 6,
+    epochs: Annotated[int | None, typer.Option(min=1, max=200, help="default: qoe 6, mnist 8")] = None,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Ray Train workers")] = 2,
 ) -> None:
     """Run a pipeline end to end on this machine: data, features, training, registry, serving, smoke test."""
     if pipeline not in PIPELINES:
         raise _fail(f"unknown pipeline {pipeline!r}; pipelines: {', '.join(PIPELINES)}")
-    if data is not None and not data.is_file():
-        raise _fail(f"--data: no such file: {data}")
+    if data is not None and (pipeline != "qoe" or not data.is_file()):
+        raise _fail(f"--data: no such file: {data}" if pipeline == "qoe" else "--data applies to qoe only")
+    epochs = epochs or (6 if pipeline == "qoe" else 8)
     arguments = ["run", pipeline, "--state", str(state), "--epochs", str(epochs), "--workers", str(workers)]
     if data is not None:
         arguments += ["--data", str(data.resolve())]
@@ -245,8 +246,6 @@ def run(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from workloads.qoe.data import DataValidationError
-    from workloads.qoe.pipeline import RunOptions
-    from workloads.qoe.pipeline import run as run_qoe
 
     started = time.perf_counter()
     try:
@@ -258,10 +257,11 @@ def run(
             transient=True,
         ) as progress:
             task = progress.add_task("starting", total=None)
-            summary = run_qoe(
-                RunOptions(state=state, data=data, epochs=epochs, workers=workers),
-                step=lambda name: progress.update(task, description=f"qoe: {name}"),
-            )
+
+            def step(name: str) -> None:
+                progress.update(task, description=f"{pipeline}: {name}")
+
+            rows = _run_pipeline(pipeline, state, data, epochs, workers, step)
     except KeyboardInterrupt:
         err.print("interrupted: shutting down")
         raise typer.Exit(code=130) from None
@@ -272,39 +272,29 @@ def run(
 
         if ray.is_initialized():
             ray.shutdown()
-    total = time.perf_counter() - started
-    _print_summary(summary, total)
-
-
-def _print_summary(summary: Any, total: float) -> None:
     from rich.table import Table
 
-    scores = summary.evaluation
-    table = Table(title="naomi run qoe", show_header=False)
-    table.add_row("data", f"{summary.rows} cell reports, {summary.active_cells} active cells")
-    table.add_row("windows", ", ".join(f"{k} {v}" for k, v in summary.windows.items()))
-    table.add_row("training", f"{summary.samples_per_second:.0f} samples/s (Ray Train)")
-    table.add_row(
-        "test MAE",
-        f"model {scores.model_mae:.4g} | last value {scores.last_value_mae:.4g} | "
-        f"linear {scores.linear_mae:.4g}",
-    )
-    table.add_row("registry", f"qoe version {summary.version} -> @{summary.alias} ({summary.reason})")
-    table.add_row("endpoint", f"{summary.endpoint} (stopped after the smoke test)")
-    sample = summary.sample
-    table.add_row(
-        "sample",
-        "; ".join(
-            f"{c}: {p:.4g} (true {t:.4g})"
-            for c, p, t in zip(sample["cells"], sample["predictions"], sample["truth"], strict=True)
-        ),
-    )
-    table.add_row("bad request", f"HTTP {sample['rejected_status']}")
-    table.add_row(
-        "timings", ", ".join(f"{k} {v:.1f}s" for k, v in summary.timings.items()) + f"; total {total:.1f}s"
-    )
-    table.add_row("MLflow UI", f"mlflow ui --backend-store-uri {summary.tracking_uri} --host 127.0.0.1")
+    table = Table(title=f"naomi run {pipeline}", show_header=False)
+    for label, text in rows:
+        table.add_row(label, text)
+    table.add_row("total", f"{time.perf_counter() - started:.1f}s")
     out.print(table)
+
+
+def _run_pipeline(
+    pipeline: str, state: Path, data: Path | None, epochs: int, workers: int, step: Any
+) -> list[tuple[str, str]]:
+    if pipeline == "mnist":
+        from workloads.mnist import pipeline as mnist
+
+        return mnist.table_rows(
+            mnist.run(mnist.MnistOptions(state=state, epochs=epochs, workers=workers), step)
+        )
+    from workloads.qoe import pipeline as qoe
+
+    return qoe.table_rows(
+        qoe.run(qoe.RunOptions(state=state, data=data, epochs=epochs, workers=workers), step)
+    )
 
 
 def main() -> None:

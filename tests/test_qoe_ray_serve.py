@@ -52,7 +52,7 @@ def endpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_builder_rejects_unknown_args() -> None:
     from workloads.qoe.serve_deployment import app_builder
 
-    with pytest.raises(ValueError, match="unknown QoE serving args: replicas"):
+    with pytest.raises(ValueError, match="unknown serving args: replicas"):
         app_builder({"replicas": 2})
 
 

@@ -110,3 +110,21 @@ def test_bounded_load_on_loopback_has_no_errors() -> None:
                 statuses.append(http.post("/predict", json={"windows": _windows(1)}).status_code)
     server.should_exit = True
     assert statuses.count(200) == 270 and statuses.count(400) == 30
+
+
+def test_feedback_records_error_against_ground_truth_and_input_drift(client: TestClient) -> None:
+    answer = client.post("/predict", json={"windows": _windows(2)}).json()
+    ids, predictions = answer["ids"], answer["predictions"]
+    assert len(ids) == 2 == len(set(ids))
+    recorded = client.post(
+        "/feedback", json={"ids": [*ids, "unknown-1"], "actuals": [predictions[0] + 3, predictions[1], 1]}
+    )
+    assert recorded.json() == {"recorded": 2, "unknown": 1}
+    again = client.post("/feedback", json={"ids": ids, "actuals": [0, 0]})
+    assert again.json() == {"recorded": 0, "unknown": 2}  # each prediction is scored once
+    text = client.get("/metrics").text
+    assert 'naomi_serving_error_count{model="qoe"} 2.0' in text
+    assert 'naomi_serving_error_sum{model="qoe"} 3.0' in text
+    assert 'naomi_serving_input_mean{model="qoe"}' in text
+    bad = client.post("/feedback", json={"ids": ids, "actuals": [1]})
+    assert bad.status_code == 422 and "actuals: expected 2 numbers" in bad.json()["error"]

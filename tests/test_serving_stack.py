@@ -106,7 +106,5 @@ def test_pinned_pool_or_unknown_app_is_a_config_error() -> None:
     models = _models()
     with pytest.raises(RunError, match=r"naomi:serving\.models\[0\]\.runtime.*no Ray Serve application"):
         _edge_lab_with([{**models[0], "model": "fraud"}])
-    with pytest.raises(
-        RenderError, match=r"naomi:serving\.models\[1\]\.pool.*belongs to runtime 'ray-serve'"
-    ):
+    with pytest.raises(RunError, match=r"naomi:serving\.models\[1\]\.pool.*belongs to runtime 'ray-serve'"):
         _edge_lab_with([models[0], {**models[1], "pool": "pi"}])

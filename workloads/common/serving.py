@@ -11,9 +11,11 @@ The QoE app (`workloads.qoe.serving`), the MNIST app and the generic MLflow mode
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ from fastapi import Request  # at module level: FastAPI resolves the annotation 
 
 MAX_BODY_BYTES = 1_000_000
 MAX_ROWS = 256
+MAX_REMEMBERED = 10_000  # predictions kept for /feedback
 
 
 def strict_json(body: bytes) -> Any:
@@ -71,11 +74,17 @@ def create_app(
     describe: dict[str, Any],
     registry: Any = None,
     value_buckets: Sequence[float] = (0, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
+    error: Callable[[float, float], float] = lambda predicted, actual: abs(predicted - actual),
 ) -> Any:
-    """A FastAPI app around `predictor`; `describe` is merged into /healthz."""
+    """A FastAPI app around `predictor`; `describe` is merged into /healthz.
+
+    Model quality for retraining triggers: every prediction gets an id; `POST /feedback` with
+    `{"ids": [...], "actuals": [...]}` (ground truth, posted later) records `error(predicted,
+    actual)` in `naomi_serving_error`; inputs feed `naomi_serving_input_mean`/`_std` (drift).
+    """
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, PlainTextResponse
-    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
     metrics = registry or CollectorRegistry()
     latency = Histogram(
@@ -91,6 +100,21 @@ def create_app(
     predicted = Histogram(
         "naomi_serving_prediction", "Predicted values", ["model"], registry=metrics, buckets=value_buckets
     )
+    quality = Histogram(
+        "naomi_serving_error",
+        "Prediction error against ground truth posted to /feedback",
+        ["model"],
+        registry=metrics,
+        buckets=(0, 0.5, 1, 2, 5, 10, 50, 100, 500, 1_000, 5_000),
+    )
+    input_mean = Gauge(
+        "naomi_serving_input_mean", "Mean of the last request's inputs", ["model"], registry=metrics
+    )
+    input_std = Gauge(
+        "naomi_serving_input_std", "Std of the last request's inputs", ["model"], registry=metrics
+    )
+    recent: OrderedDict[str, float] = OrderedDict()  # prediction id -> value, for /feedback
+    counter = itertools.count()
     app = FastAPI(title=f"naomi {name}", docs_url=None, redoc_url=None, openapi_url=None)
 
     def reject(status: int, reason: str, message: str) -> JSONResponse:
@@ -123,9 +147,38 @@ def create_app(
         except Exception:
             return reject(500, "model", "the model failed on this input")
         latency.labels(name).observe(time.perf_counter() - started)
-        for value in values.reshape(len(values), -1)[:, 0] if values.ndim > 1 else values:
+        input_mean.labels(name).set(float(rows.mean()))
+        input_std.labels(name).set(float(rows.std()))
+        firsts = values.reshape(len(values), -1)[:, 0] if values.ndim > 1 else values
+        ids = [f"{version}-{next(counter)}" for _ in firsts]
+        for key, value in zip(ids, firsts, strict=True):
             predicted.labels(name).observe(float(value))
-        return JSONResponse({"model": name, "version": version, "predictions": values.tolist()})
+            recent[key] = float(value)
+        while len(recent) > MAX_REMEMBERED:
+            recent.popitem(last=False)
+        return JSONResponse({"model": name, "version": version, "predictions": values.tolist(), "ids": ids})
+
+    @app.post("/feedback")
+    async def feedback(request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return reject(413, "too-large", f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            document = strict_json(body)
+            if not isinstance(document, dict) or set(document) != {"ids", "actuals"}:
+                raise ValueError('expected {"ids": [...], "actuals": [...]}')
+            ids, actuals = document["ids"], document["actuals"]
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ValueError("ids: expected a list of prediction ids")
+            check_tensor(actuals, (len(ids),), "actuals", ("numbers",))
+        except ValueError as problem:
+            return reject(400 if "JSON" in str(problem) else 422, "invalid", str(problem))
+        known = 0
+        for key, actual in zip(ids, actuals, strict=True):
+            if key in recent:
+                quality.labels(name).observe(error(recent.pop(key), float(actual)))
+                known += 1
+        return JSONResponse({"recorded": known, "unknown": len(ids) - known})
 
     return app
 

@@ -21,7 +21,6 @@ from workloads.common.storage import LocalStore
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, build
 from workloads.qoe.registry import MODEL_NAME, register
-from workloads.qoe.serving import free_port
 from workloads.qoe.train import Evaluation, TrainConfig, evaluate, train
 
 
@@ -126,24 +125,13 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
     lap("register")
 
     step("serve")
-    from ray import serve
-
+    from workloads.common.local_serve import serve_on_loopback
     from workloads.qoe.serve_deployment import app_builder
 
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
-        serve.run(
-            app_builder(
-                {
-                    "model_uri": f"models:/{MODEL_NAME}@{registered.alias}",
-                    "tracking_uri": summary.tracking_uri,
-                }
-            ),
-            name=MODEL_NAME,
-            route_prefix=f"/{MODEL_NAME}",
-        )
-        summary.endpoint = f"http://127.0.0.1:{port}/{MODEL_NAME}/predict"
+    model_uri = f"models:/{MODEL_NAME}@{registered.alias}"
+    application = app_builder({"model_uri": model_uri, "tracking_uri": summary.tracking_uri})
+    with serve_on_loopback(application, MODEL_NAME) as base:
+        summary.endpoint = f"{base}/predict"
         lap("serve")
 
         step("smoke")
@@ -164,10 +152,36 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
             headers={"content-type": "application/json"},
         )
         summary.sample["rejected_status"] = bad.status_code
-    finally:
-        serve.shutdown()
     lap("smoke")
     return summary
+
+
+def table_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The summary as (label, text) rows for the CLI's table."""
+    scores = summary.evaluation
+    assert scores is not None
+    sample = summary.sample
+    return [
+        ("data", f"{summary.rows} cell reports, {summary.active_cells} active cells"),
+        ("windows", ", ".join(f"{k} {v}" for k, v in summary.windows.items())),
+        ("training", f"{summary.samples_per_second:.0f} samples/s (Ray Train)"),
+        (
+            "test MAE",
+            f"model {scores.model_mae:.4g} | last value {scores.last_value_mae:.4g} | linear {scores.linear_mae:.4g}",
+        ),
+        ("registry", f"qoe version {summary.version} -> @{summary.alias} ({summary.reason})"),
+        ("endpoint", f"{summary.endpoint} (Ray Serve; stopped after the smoke test)"),
+        (
+            "sample",
+            "; ".join(
+                f"{c}: {p:.4g} (true {t:.4g})"
+                for c, p, t in zip(sample["cells"], sample["predictions"], sample["truth"], strict=True)
+            ),
+        ),
+        ("bad request", f"HTTP {sample['rejected_status']}"),
+        ("timings", ", ".join(f"{k} {v:.1f}s" for k, v in summary.timings.items())),
+        ("MLflow UI", f"mlflow ui --backend-store-uri {summary.tracking_uri} --host 127.0.0.1"),
+    ]
 
 
 def summary_json(summary: Summary) -> str:

@@ -7,24 +7,22 @@ tags on the model version and on the run, so the registry explains itself.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from workloads.common.registry import (
+    Decision,
+    Registered,
+    apply_decision,
+    champion_metric,
+)
 from workloads.qoe.features import FeatureSpec
 from workloads.qoe.model import QoeForecaster
 from workloads.qoe.train import Evaluation, TrainConfig
 
 MODEL_NAME = "qoe"
-CANDIDATE = "candidate"
-CHAMPION = "champion"
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
 
 
 def decide(evaluation: Evaluation, champion_mae: float | None) -> Decision:
@@ -50,23 +48,8 @@ def decide(evaluation: Evaluation, champion_mae: float | None) -> Decision:
     )
 
 
-@dataclass(frozen=True)
-class Registered:
-    version: str
-    run_id: str
-    decision: Decision
-    alias: str  # the alias that now points at this version's model: champion or candidate
-
-
 def champion_mae(client: Any, name: str = MODEL_NAME) -> float | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-    metrics = client.get_run(version.run_id).data.metrics
-    return float(metrics["test_mae"]) if "test_mae" in metrics else None
+    return champion_metric(client, name, "test_mae")
 
 
 def register(
@@ -114,15 +97,4 @@ def register(
             serialization_format="pickle",
             pip_requirements=["torch==2.13.0", "numpy"],
         )
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(name, CANDIDATE, version)
-    client.set_model_version_tag(name, version, "naomi.decision", "promote" if decision.promote else "keep")
-    client.set_model_version_tag(name, version, "naomi.reason", decision.reason)
-    if decision.promote:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    return Registered(
-        version=version,
-        run_id=run.info.run_id,
-        decision=decision,
-        alias=CHAMPION if decision.promote else CANDIDATE,
-    )
+    return apply_decision(client, name, str(info.registered_model_version), run.info.run_id, decision)

@@ -59,12 +59,11 @@ class QoeDeployment:
         return create_app(self.forecast, self.predictor.info)
 
 
-def app_builder(args: dict[str, Any]) -> Any:
-    """RayService / `serve run` entry point: `args` may set model_uri, num_replicas, max_replicas,
-    num_cpus and tracking_uri (otherwise MLflow's environment variables apply)."""
+def deployment_options(args: dict[str, Any]) -> dict[str, Any]:
+    """Ray Serve options from RayService args (shared by every naomi Serve app); unknown keys refused."""
     unknown = set(args) - {"model_uri", "num_replicas", "max_replicas", "num_cpus", "tracking_uri"}
     if unknown:
-        raise ValueError(f"unknown QoE serving args: {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown serving args: {', '.join(sorted(unknown))}")
     actor: dict[str, Any] = {"num_cpus": float(args.get("num_cpus", 0.5))}
     if "tracking_uri" in args:
         actor["runtime_env"] = {"env_vars": {"MLFLOW_TRACKING_URI": str(args["tracking_uri"])}}
@@ -77,4 +76,10 @@ def app_builder(args: dict[str, Any]) -> Any:
         }
     else:
         options["num_replicas"] = int(args.get("num_replicas", 1))
-    return QoeDeployment.options(**options).bind(str(args.get("model_uri", DEFAULT_URI)))
+    return options
+
+
+def app_builder(args: dict[str, Any]) -> Any:
+    """RayService / `serve run` entry point: `args` may set model_uri, num_replicas, max_replicas,
+    num_cpus and tracking_uri (otherwise MLflow's environment variables apply)."""
+    return QoeDeployment.options(**deployment_options(args)).bind(str(args.get("model_uri", DEFAULT_URI)))
