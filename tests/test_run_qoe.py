@@ -35,10 +35,26 @@ def test_run_qoe_end_to_end(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_run_mnist_end_to_end(tmp_path: Path) -> None:
+    """>= 2 Ray Train workers, the gate, Ray Serve, JSON and PNG smoke requests, a rejected body."""
+    require_loopback_only_network()
+    result = _naomi("run", "mnist", "--state", str(tmp_path / "state"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Ray Train with 2 workers" in out
+    assert "mnist version 1 -> @champion (first model above the threshold" in out
+    accuracy = float(out.split("test accuracy │ ")[1].split()[0])
+    assert accuracy >= 0.9
+    assert "bad request   │ HTTP 400" in out
+    predicted = out.split("PNG upload    │ predicted ")[1].split()
+    assert predicted[0] == predicted[2].rstrip(")")  # the uploaded PNG is classified correctly
+    assert (tmp_path / "state" / "objects" / "datasets" / "mnist" / "digits.npz").is_file()
+
+
 def test_run_rejects_unknown_pipeline_and_missing_data(tmp_path: Path) -> None:
     assert (
-        _naomi("run", "mnist", cwd=tmp_path).stderr.strip()
-        == "error: unknown pipeline 'mnist'; pipelines: qoe"
+        _naomi("run", "fraud", cwd=tmp_path).stderr.strip()
+        == "error: unknown pipeline 'fraud'; pipelines: qoe, mnist"
     )
     missing = _naomi("run", "qoe", "--data", "/nonexistent/cell.json.gz", cwd=tmp_path)
     assert (

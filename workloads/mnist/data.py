@@ -10,6 +10,7 @@ shapes, dtypes and label range and never unpickles (`allow_pickle=False`).
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,11 +46,13 @@ class Digits:
     def from_npz(data: bytes) -> Digits:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                if set(archive.files) != {"images", "labels"}:
-                    raise ValueError(f"npz: expected arrays images and labels, got {sorted(archive.files)}")
-                images, labels = archive["images"], archive["labels"]
-        except (OSError, EOFError) as error:
-            raise ValueError(f"npz: not a readable archive ({error})") from None
+                arrays = {name: archive[name] for name in archive.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+            # ValueError: numpy refusing pickled (object) data, which is never loaded.
+            raise ValueError(f"npz: not a readable archive without pickles ({error})") from None
+        if set(arrays) != {"images", "labels"}:
+            raise ValueError(f"npz: expected arrays images and labels, got {sorted(arrays)}")
+        images, labels = arrays["images"], arrays["labels"]
         if not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"labels: expected integers, got {labels.dtype}")
         return Digits(images=images, labels=labels.astype(np.int64))
