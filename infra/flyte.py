@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import pods
+from infra.namespace import allow_from_platform
 from infra.naming import labels
 from infra.profiles import Resources
 from infra.versions import FLYTE_BINARY, FLYTE_IMAGE, POSTGRES_IMAGE
@@ -25,6 +26,8 @@ from infra.versions import FLYTE_BINARY, FLYTE_IMAGE, POSTGRES_IMAGE
 RELEASE = "flyte-binary"
 HTTP_SERVICE = "flyte-binary-http"
 HTTP_PORT = 8088
+GRPC_SERVICE = "flyte-binary-grpc"  # FlyteAdmin's gRPC API: registration and FlyteRemote
+GRPC_PORT = 8089
 TASK_STORAGE_SECRET = "flyte-task-storage"
 PROJECT = "naomi"
 DB_SECRET_MOUNT = "/var/run/secrets/flyte-db"
@@ -252,4 +255,8 @@ class Flyte(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, args.monitoring_release]),
             )
+        # The registration Job and the trigger receiver (workloads namespace) use the gRPC API.
+        allow_from_platform(
+            f"{name}-grpc", args.namespace, {"app.kubernetes.io/name": "flyte-binary"}, GRPC_PORT, child
+        )
         self.register_outputs({})

@@ -28,6 +28,7 @@ from infra.versions import KUBE_PROMETHEUS_STACK, RAY_VERSION
 RELEASE = "monitoring"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 TRIGGER_RECEIVER = "retraining-trigger"
+TRIGGER_TOKEN_SECRET = "trigger-receiver-token"  # created by the workloads layer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +53,19 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
         receivers.append(
             {
                 "name": TRIGGER_RECEIVER,
-                "webhook_configs": [{"url": args.trigger_webhook_url, "send_resolved": True}],
+                "webhook_configs": [
+                    {
+                        "url": args.trigger_webhook_url,
+                        "send_resolved": True,
+                        # The receiver's bearer token, mounted from alertmanagerSpec.secrets.
+                        "http_config": {
+                            "authorization": {
+                                "type": "Bearer",
+                                "credentials_file": f"/etc/alertmanager/secrets/{TRIGGER_TOKEN_SECRET}/token",
+                            }
+                        },
+                    }
+                ],
             }
         )
         routes.append(
@@ -65,6 +78,13 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
                 "continue": False,
             }
         )
+    alertmanager_spec: dict[str, Any] = {
+        "routePrefix": "/alertmanager",
+        "externalUrl": f"{args.base_url}/alertmanager",
+        "resources": args.alertmanager.spec(),
+    }
+    if args.trigger_webhook_url:
+        alertmanager_spec["secrets"] = [TRIGGER_TOKEN_SECRET]
     return {
         "crds": {"enabled": True},
         "defaultRules": {
@@ -108,11 +128,7 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
             }
         },
         "alertmanager": {
-            "alertmanagerSpec": {
-                "routePrefix": "/alertmanager",
-                "externalUrl": f"{args.base_url}/alertmanager",
-                "resources": args.alertmanager.spec(),
-            },
+            "alertmanagerSpec": alertmanager_spec,
             "config": {
                 "global": {"resolve_timeout": "5m"},
                 "route": {

@@ -63,7 +63,7 @@ def exec_probe(command: list[str], *, period: int = 10, initial_delay: int = 5) 
 
 def container(
     name: str,
-    image: str,
+    image: Any,  # a tag, or a Pulumi Output of a built image's digest reference
     resources: Resources,
     *,
     read_only_root: bool = True,

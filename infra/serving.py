@@ -174,7 +174,7 @@ def model_server_deployment(spec: ModelSpec, namespace: str, image: pulumi.Input
     )
     container = pods.container(
         "model-server",
-        image,  # type: ignore[arg-type]  # an Output when built here; resolved by Pulumi
+        image,  # an Output when built here; resolved by Pulumi
         resources,
         args=["--model-uri", spec.model_uri],
         env=[*mlflow_env(), {"name": "HOME", "value": "/tmp"}],

@@ -443,7 +443,20 @@ class StackConfig(_Model):
             raise _KeyError(
                 ("serving", "models"), f"model names must be unique; repeated: {', '.join(duplicates)}"
             )
+        if self.layers.platform and self.layers.workloads and self.workloads.pipelines:
+            for needed in ("flyte", "mlflow"):
+                if not getattr(self, needed).enabled:
+                    raise _KeyError(
+                        ("layers", "workloads"),
+                        f"the workloads layer registers pipelines in Flyte and models in MLflow: "
+                        f"set {needed}.enabled true, or layers.workloads false",
+                    )
         for index, trigger in enumerate(self.retraining.triggers):
+            if trigger.kind == "metric" and not self.monitoring.enabled:
+                raise _KeyError(
+                    ("retraining", "triggers", index, "kind"),
+                    "metric triggers need Prometheus and Alertmanager: set monitoring.enabled true",
+                )
             pipeline = WORKFLOWS[trigger.workflow]
             if pipeline not in self.workloads.pipelines:
                 raise _KeyError(

@@ -16,9 +16,11 @@ from pulumi.runtime import config as runtime_config
 
 from hardware.cluster import MicroK8sCluster, MicroK8sClusterArgs
 from hardware.inventory import Node, Taint
+from infra.flyte import GRPC_PORT as FLYTE_GRPC_PORT
+from infra.flyte import GRPC_SERVICE as FLYTE_GRPC_SERVICE
 from infra.flyte import HTTP_PORT as FLYTE_HTTP_PORT
 from infra.flyte import HTTP_SERVICE as FLYTE_HTTP_SERVICE
-from infra.flyte import Flyte, FlyteArgs
+from infra.flyte import TASK_STORAGE_SECRET, Flyte, FlyteArgs
 from infra.gateway import Gateway, GatewayArgs, ProvidedCertificate, Route
 from infra.images import Images, ImagesArgs
 from infra.mlflow import PORT as MLFLOW_PORT
@@ -34,6 +36,7 @@ from infra.ray import RayPlatform, RayPlatformArgs, RayPool
 from infra.serving import ModelSpec, ServedModel, ServedModelArgs
 from infra.serving import route as serving_route
 from infra.versions import MINIO_IMAGE
+from infra.workloads import MetricTrigger, Schedule, Workloads, WorkloadsArgs, receiver_url, workloads_version
 from stacks.config import ConfigError, StackConfig, load_stack_config
 
 NAMESPACES = {
@@ -233,6 +236,9 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 grafana=profile.grafana,
                 operator=profile.prometheus_operator,
                 kube_state_metrics=profile.kube_state_metrics,
+                trigger_webhook_url=receiver_url(NAMESPACES["workloads"])
+                if metric_triggers(config)
+                else None,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["monitoring"]]),
         )
@@ -456,6 +462,64 @@ def serving_layer(config: StackConfig, access: ClusterAccess, platform: Platform
         )
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def metric_triggers(config: StackConfig) -> tuple[MetricTrigger, ...]:
+    if not config.layers.workloads:
+        return ()
+    return tuple(
+        MetricTrigger(
+            name=t.name,
+            workflow=t.workflow,
+            expr=t.expr or "",
+            for_=t.for_,
+            cooldown=t.cooldown,
+            inputs=dict(t.inputs),
+        )
+        for t in config.retraining.triggers
+        if t.kind == "metric"
+    )
+
+
+def workloads_layer(config: StackConfig, access: ClusterAccess, platform: Platform, images: Images) -> None:
+    """Registration, seed data, schedules and metric triggers (see infra/workloads.py)."""
+    if not (config.layers.workloads and config.workloads.pipelines):
+        return
+    assert platform.flyte is not None and platform.mlflow is not None  # config model
+    profile = PROFILES[config.profile]
+    version = workloads_version(PROJECT_ROOT)
+    pulumi.export("workloadsVersion", version)
+    Workloads(
+        "workloads",
+        WorkloadsArgs(
+            namespace=NAMESPACES["workloads"],
+            monitoring_namespace=NAMESPACES["monitoring"] if platform.monitoring is not None else None,
+            image=images.refs["naomi-workloads"],
+            version=version,
+            pipelines=tuple(config.workloads.pipelines),
+            seed_data=config.workloads.seed_data,
+            schedules=tuple(
+                Schedule(name=t.name, workflow=t.workflow, cron=t.cron or "", inputs=dict(t.inputs))
+                for t in config.retraining.triggers
+                if t.kind == "schedule"
+            ),
+            triggers=metric_triggers(config),
+            flyte_endpoint=f"{FLYTE_GRPC_SERVICE}.{NAMESPACES['platform']}.svc.cluster.local:{FLYTE_GRPC_PORT}",
+            object_store_endpoint=platform.object_store.endpoint,
+            storage_secret=TASK_STORAGE_SECRET,
+            mlflow=platform.mlflow,
+            job=profile.helper,
+            receiver=profile.helper,
+            monitoring_release=platform.monitoring.release if platform.monitoring is not None else None,
+        ),
+        opts=pulumi.ResourceOptions(
+            provider=access.provider,
+            depends_on=[platform.flyte, platform.object_store, platform.namespaces["workloads"]],
+        ),
+    )
+
+
 def export_platform(platform: Platform) -> None:
     """Endpoints users type, Secret names operators read, and credentials as secret outputs."""
     gateway = platform.gateway
@@ -502,10 +566,11 @@ def main() -> None:
             ImagesArgs(
                 build=config.images.build,
                 registry=config.images.registry,
-                project_root=Path(__file__).resolve().parent.parent,
+                project_root=PROJECT_ROOT,
             ),
         )
         pulumi.export("images", images.refs)
         platform = platform_layer(config, access)
         serving_layer(config, access, platform, images)
+        workloads_layer(config, access, platform, images)
         export_platform(platform)

@@ -77,7 +77,13 @@ def test_deployment_model_runs_the_generic_server_on_arm64(renders: dict[str, Re
     route = _one(rendered, "IngressRoute", "serving-qoe-edge")["spec"]["routes"][0]
     assert "basic-auth" in {m["name"] for m in route["middlewares"]}
     assert route["match"].startswith("PathPrefix(`/serving/qoe-edge`)")
-    assert _one(rendered, "Secret", "mlflow-client")["stringData"]["password"].startswith("<secret")
+    (secret,) = [
+        o
+        for o in rendered.kubernetes
+        if o["kind"] == "Secret"
+        and o["metadata"] == {**o["metadata"], "name": "mlflow-client", "namespace": "naomi-serving"}
+    ]
+    assert secret["stringData"]["password"].startswith("<secret")
 
 
 @pytest.mark.parametrize(

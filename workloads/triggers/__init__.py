@@ -1,0 +1,1 @@
+"""Retraining triggers: the Alertmanager webhook receiver and the Flyte launchers behind it."""
