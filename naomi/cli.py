@@ -108,6 +108,23 @@ def schema(
 
 
 @app.command()
+def docs(
+    out_file: Annotated[Path | None, typer.Option("--out", help="write here instead of stdout")] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Print the configuration reference (Markdown) generated from the config model."""
+    from naomi.reference import config_reference
+    from stacks.config import json_schema
+
+    project = (project_dir or find_project_dir()).resolve()
+    text = config_reference(json_schema(), project / "Pulumi.yaml")
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.write_text(text)
+
+
+@app.command()
 def check(
     stack: Annotated[str, typer.Option(help="stack name")],
     project_dir: ProjectDir = None,
