@@ -243,9 +243,15 @@ def test_upgrade_runbook_diff_is_what_a_version_bump_renders(
     from naomi.render.diff import read_tree
 
     delta = diff_files(renders["edge-lab"].files, read_tree(tmp_path / "out"))
-    assert (delta.added, delta.removed, list(delta.changed)) == ([], [], ["helm/naomi-monitoring-monitoring.yaml"])
+    assert (delta.added, delta.removed, list(delta.changed)) == (
+        [],
+        [],
+        ["helm/naomi-monitoring-monitoring.yaml"],
+    )
     lines = [
-        line for line in delta.changed["helm/naomi-monitoring-monitoring.yaml"].splitlines() if line[:1] in "+-"
+        line
+        for line in delta.changed["helm/naomi-monitoring-monitoring.yaml"].splitlines()
+        if line[:1] in "+-"
     ]
     assert [line for line in lines if not line.startswith(("+++", "---"))] == [
         "-version: 88.5.3",
