@@ -29,6 +29,7 @@ HTTP_PORT = 8088
 GRPC_SERVICE = "flyte-binary-grpc"  # FlyteAdmin's gRPC API: registration and FlyteRemote
 GRPC_PORT = 8089
 TASK_STORAGE_SECRET = "flyte-task-storage"
+TASK_MLFLOW_SECRET = "flyte-task-mlflow"  # MLFLOW_TRACKING_* for pipeline tasks
 PROJECT = "naomi"
 DB_SECRET_MOUNT = "/var/run/secrets/flyte-db"
 METRICS_PORT = 10254
@@ -57,6 +58,11 @@ class FlyteArgs:
     bucket: str = "flyte"
     task_defaults: TaskDefaults = TaskDefaults()
     monitoring_release: pulumi.Resource | None = None
+    # Where pipeline tasks keep datasets, features, checkpoints and models (NAOMI_STORE).
+    task_store: str = "s3://datasets"
+    # MLflow for pipeline tasks (registration): in-cluster URI and the generated admin password.
+    mlflow_uri: pulumi.Input[str] | None = None
+    mlflow_password: pulumi.Input[str] | None = None
 
 
 def flyte_values(
@@ -99,8 +105,12 @@ def flyte_values(
                         "default-env-vars": [
                             {"FLYTE_AWS_ENDPOINT": endpoint},
                             {"AWS_ENDPOINT_URL": endpoint},
+                            {"NAOMI_STORE": args.task_store},
                         ],
-                        "default-env-from-secrets": [TASK_STORAGE_SECRET],
+                        "default-env-from-secrets": [
+                            TASK_STORAGE_SECRET,
+                            *([TASK_MLFLOW_SECRET] if args.mlflow_uri is not None else []),
+                        ],
                         "default-pod-security-context": {
                             "runAsNonRoot": True,
                             "runAsUser": 10001,
@@ -217,6 +227,22 @@ class Flyte(pulumi.ComponentResource):
             },
             opts=child,
         )
+        if args.mlflow_uri is not None:
+            k8s.core.v1.Secret(
+                f"{name}-task-mlflow",
+                metadata={
+                    "name": TASK_MLFLOW_SECRET,
+                    "namespace": args.workloads_namespace,
+                    "labels": labels("flyte", name),
+                },
+                type="Opaque",
+                string_data={
+                    "MLFLOW_TRACKING_URI": args.mlflow_uri,
+                    "MLFLOW_TRACKING_USERNAME": "admin",
+                    "MLFLOW_TRACKING_PASSWORD": pulumi.Output.secret(args.mlflow_password or ""),
+                },
+                opts=child,
+            )
         values = pulumi.Output.all(
             args.object_store_endpoint, args.database_host, args.object_store_secret, args.database_secret
         ).apply(

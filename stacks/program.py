@@ -356,6 +356,8 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 object_store_secret=object_store.consumer_secret("flyte"),
                 object_store_credentials=object_store.consumer_credentials("flyte"),
                 monitoring_release=monitoring_release,
+                mlflow_uri=mlflow.url if mlflow is not None else None,
+                mlflow_password=mlflow.admin_password if mlflow is not None else None,
             ),
             opts=pulumi.ResourceOptions(
                 provider=access.provider, depends_on=[postgres, object_store, namespaces["workloads"]]

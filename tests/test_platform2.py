@@ -102,9 +102,11 @@ def test_flyte_uses_platform_postgres_and_object_store_with_the_ray_plugin(
     assert s3["authType"] == "iam" and "secretKey" not in s3
     plugins = values["enabled_plugins"]["tasks"]["task-plugins"]
     assert "ray" in plugins["enabled-plugins"] and plugins["default-for-task-types"]["ray"] == "ray"
-    assert values["configuration"]["inline"]["plugins"]["k8s"]["default-env-from-secrets"] == [
-        "flyte-task-storage"
-    ]
+    k8s_plugin = values["configuration"]["inline"]["plugins"]["k8s"]
+    assert k8s_plugin["default-env-from-secrets"] == ["flyte-task-storage", "flyte-task-mlflow"]
+    assert {"NAOMI_STORE": "s3://datasets"} in k8s_plugin["default-env-vars"]
+    task_mlflow = _one(renders["edge-lab"], "Secret", "flyte-task-mlflow")["stringData"]
+    assert task_mlflow["MLFLOW_TRACKING_URI"] == "http://mlflow.naomi-platform.svc.cluster.local:5000/mlflow"
     assert values["configuration"]["inline"]["namespace_mapping"] == {"template": "naomi-workloads"}
     assert values["service"] == {"type": "ClusterIP"} and values["ingress"] == {"create": False}
     assert values["deployment"]["image"]["tag"] == "v1.16.8"

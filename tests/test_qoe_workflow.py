@@ -49,3 +49,25 @@ def test_qoe_train_workflow_runs_locally_on_s3(
     assert registered.tags["naomi.reason"]
     assert train_task.task_config is RAY_CONFIG and RAY_CONFIG.worker_node_config[0].group_name == "x86"
     assert register_task.name.endswith("register_task")
+
+
+def test_ingest_task_reads_a_dataset_from_the_store_all_or_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    from workloads.common.storage import LocalStore
+    from workloads.qoe.data import CellReports, DataValidationError, load_reports, synthetic_reports
+    from workloads.qoe.workflow import ingest_task
+
+    monkeypatch.setenv("NAOMI_STORE", str(tmp_path / "objects"))
+    store = LocalStore(tmp_path / "objects")
+    lines = [c if isinstance(c, bytes) else c.encode() for c in synthetic_reports(steps=30)]
+    store.put("uploads/cells.json.gz", gzip.compress(b"\n".join(lines)))
+    key = ingest_task(dataset="uploads/cells.json.gz", steps=0)
+    assert len(CellReports.from_parquet(store.get(key))) == len(load_reports(lines)) > 0
+    store.put("uploads/bad.json", b"\n".join([*lines[:5], b'{"Viavi.Cell.Name": "__import__(\\"os\\")"}']))
+    (tmp_path / "objects" / key).unlink()
+    with pytest.raises(DataValidationError):
+        ingest_task(dataset="uploads/bad.json", steps=0)
+    assert not store.exists(key)  # nothing half-written

@@ -50,10 +50,19 @@ def _store() -> Store:
 
 
 @task(requests=TASK_REQUESTS)
-def ingest_task(steps: int) -> str:
+def ingest_task(dataset: str, steps: int) -> str:
+    """Validate and store the reports: `dataset` is an object key of VIAVI cell reports (JSON lines,
+    `.gz` allowed), e.g. uploaded next to the seed data; empty: `steps` of synthetic reports."""
+    import gzip
+
     store = _store()
     key = "datasets/qoe/reports.parquet"
-    ingest(synthetic_reports(steps=steps), store, key)
+    if dataset:
+        raw = store.get(dataset)
+        lines = (gzip.decompress(raw) if dataset.endswith(".gz") else raw).splitlines()
+        ingest(lines, store, key)
+    else:
+        ingest(synthetic_reports(steps=steps), store, key)
     return key
 
 
@@ -127,9 +136,15 @@ def register_task(model_key: str, features: str, evaluation_key: str) -> str:
 
 
 @workflow
-def qoe_train(steps: int = 2000, epochs: int = 6, batch_size: int = 128, workers: int = 2) -> str:
-    """Ingest -> features -> train (RayJob) -> evaluate -> register; returns "<version>@<alias>"."""
-    features = features_task(reports_key=ingest_task(steps=steps))
+def qoe_train(
+    dataset: str = "", steps: int = 2000, epochs: int = 6, batch_size: int = 128, workers: int = 2
+) -> str:
+    """Ingest -> features -> train (RayJob) -> evaluate -> register; returns "<version>@<alias>".
+
+    The RayJob's worker group (pool, min/max replicas) is `RAY_CONFIG`; `workers` is how many Ray
+    Train workers the job asks of it.
+    """
+    features = features_task(reports_key=ingest_task(dataset=dataset, steps=steps))
     model = train_task(features=features, epochs=epochs, batch_size=batch_size, workers=workers)
     scores = evaluate_task(model_key=model, features=features)
     return register_task(model_key=model, features=features, evaluation_key=scores)
