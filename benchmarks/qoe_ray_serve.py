@@ -42,7 +42,10 @@ def main() -> None:
                 model, name="model", serialization_format="pickle", pip_requirements=["torch"]
             )
         port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.start(
+            http_options={"host": "127.0.0.1", "port": port},
+            logging_config={"enable_access_log": False, "log_level": "WARNING"},
+        )
         started = time.perf_counter()
         serve.run(
             app_builder({"model_uri": logged.model_uri, "tracking_uri": tracking, "num_cpus": 1}),

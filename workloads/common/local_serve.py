@@ -15,7 +15,10 @@ def serve_on_loopback(application: Any, name: str) -> Iterator[str]:
     from ray import serve
 
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.start(
+        http_options={"host": "127.0.0.1", "port": port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
     try:
         serve.run(application, name=name, route_prefix=f"/{name}")
         yield f"http://127.0.0.1:{port}/{name}"
