@@ -13,21 +13,16 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import mlflow
 import numpy as np
 from mlflow.models import infer_signature
 
+from workloads.common.loadtest import concurrent, paced
 from workloads.common.model_server import build_app, load
 from workloads.common.serving import serve_locally
 from workloads.qoe.model import ModelConfig, QoeForecaster
-
-
-def percentile(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(samples) * 1000, q))
 
 
 def main() -> None:
@@ -55,42 +50,8 @@ def main() -> None:
         print(f"model loaded and serving in {time.perf_counter() - started:.1f} s")
         url = f"http://127.0.0.1:{port}/predict"
         body = json.dumps({"inputs": example[:1].tolist()}).encode()
-        headers = {"content-type": "application/json"}
-        latencies, failures = [], 0
-        with httpx.Client(timeout=10) as client:
-            for _ in range(30):
-                client.post(url, content=body, headers=headers)
-            start = time.perf_counter()
-            for index in range(500):
-                delay = start + index / 50 - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                sent = time.perf_counter()
-                failures += client.post(url, content=body, headers=headers).status_code != 200
-                latencies.append(time.perf_counter() - sent)
-        print(
-            f"500 requests at 50 req/s: p50 {percentile(latencies, 50):.2f} ms, "
-            f"p99 {percentile(latencies, 99):.2f} ms, errors {failures}"
-        )
-
-        def worker(count: int) -> tuple[list[float], int]:
-            times, errors = [], 0
-            with httpx.Client(timeout=10) as client:
-                for _ in range(count):
-                    sent = time.perf_counter()
-                    errors += client.post(url, content=body, headers=headers).status_code != 200
-                    times.append(time.perf_counter() - sent)
-            return times, errors
-
-        began = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(worker, [100] * 8))
-        wall = time.perf_counter() - began
-        concurrent = [t for times, _ in results for t in times]
-        print(
-            f"800 requests from 8 clients: {len(concurrent) / wall:.0f} req/s, p50 {percentile(concurrent, 50):.2f} ms, "
-            f"p99 {percentile(concurrent, 99):.2f} ms, errors {sum(e for _, e in results)}"
-        )
+        print(f"500 requests at 50 req/s: {paced(url, body, rate=50, count=500).summary()}")
+        print(f"800 requests from 8 clients: {concurrent(url, body, clients=8, per_client=100).summary()}")
         server.should_exit = True
 
 

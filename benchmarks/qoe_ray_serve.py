@@ -12,22 +12,17 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import mlflow
 import numpy as np
 import ray
 from ray import serve
 
+from workloads.common.loadtest import concurrent, paced
 from workloads.qoe.model import ModelConfig, QoeForecaster
 from workloads.qoe.serve_deployment import app_builder
 from workloads.qoe.serving import free_port
-
-
-def percentile(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(samples) * 1000, q))
 
 
 def main() -> None:
@@ -54,44 +49,11 @@ def main() -> None:
         )
         print(f"deployment ready in {time.perf_counter() - started:.1f} s")
         body = json.dumps({"windows": np.random.default_rng(1).random((1, 10, 4)).tolist()}).encode()
-        headers = {"content-type": "application/json"}
         url = f"http://127.0.0.1:{port}/qoe/predict"
-        latencies, failures = [], 0
-        with httpx.Client(timeout=10) as client:
-            for _ in range(30):
-                client.post(url, content=body, headers=headers)
-            start = time.perf_counter()
-            for index in range(500):
-                delay = start + index / 50 - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                sent = time.perf_counter()
-                failures += client.post(url, content=body, headers=headers).status_code != 200
-                latencies.append(time.perf_counter() - sent)
-        print(
-            f"Ray Serve HTTP, 500 requests at 50 req/s: p50 {percentile(latencies, 50):.2f} ms, "
-            f"p99 {percentile(latencies, 99):.2f} ms, errors {failures}  target p99 <= 20 ms, 0 errors"
-        )
-
-        def worker(count: int) -> tuple[list[float], int]:
-            times, errors = [], 0
-            with httpx.Client(timeout=10) as client:
-                for _ in range(count):
-                    sent = time.perf_counter()
-                    errors += client.post(url, content=body, headers=headers).status_code != 200
-                    times.append(time.perf_counter() - sent)
-            return times, errors
-
-        began = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(worker, [50] * 8))
-        wall = time.perf_counter() - began
-        concurrent = [t for times, _ in results for t in times]
-        print(
-            f"Ray Serve HTTP, 400 requests from 8 clients: {len(concurrent) / wall:.0f} req/s, "
-            f"p50 {percentile(concurrent, 50):.2f} ms, p99 {percentile(concurrent, 99):.2f} ms, "
-            f"errors {sum(e for _, e in results)}"
-        )
+        print(f"Ray Serve HTTP, 500 requests at 50 req/s: {paced(url, body, rate=50, count=500).summary()}")
+        print("  target (CHECKS.md P5): p99 <= 20 ms, 0 errors")
+        load = concurrent(url, body, clients=8, per_client=50)
+        print(f"Ray Serve HTTP, 400 requests from 8 clients: {load.summary()}")
         serve.shutdown()
     ray.shutdown()
 

@@ -15,10 +15,10 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import numpy as np
 import torch
 
+from workloads.common.loadtest import paced
 from workloads.qoe.model import ModelConfig, QoeForecaster
 from workloads.qoe.serving import ModelInfo, Predictor, create_app, parse_windows, serve_locally
 
@@ -51,25 +51,9 @@ def main() -> None:
     )
 
     server, port = serve_locally(create_app(predictor, INFO))
-    latencies, failures = [], 0
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-        for _ in range(20):
-            client.post("/predict", content=body, headers={"content-type": "application/json"})
-        start = time.perf_counter()
-        for index in range(500):
-            target = start + index / 50
-            delay = target - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            sent = time.perf_counter()
-            response = client.post("/predict", content=body, headers={"content-type": "application/json"})
-            latencies.append(time.perf_counter() - sent)
-            failures += response.status_code != 200
+    load = paced(f"http://127.0.0.1:{port}/predict", body, rate=50, count=500, warmup=20)
     server.should_exit = True
-    print(
-        f"HTTP on loopback, 500 requests at 50 req/s: p50 {percentile(latencies, 50):.2f} ms, "
-        f"p99 {percentile(latencies, 99):.2f} ms, errors {failures}  target p99 <= 20 ms, 0 errors"
-    )
+    print(f"HTTP on loopback, 500 requests at 50 req/s: {load.summary()}  target p99 <= 20 ms, 0 errors")
 
 
 if __name__ == "__main__":

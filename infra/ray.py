@@ -184,6 +184,26 @@ def worker_group(
     }
 
 
+def cluster_spec(head: dict[str, Any], workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """A RayCluster spec (also a RayService's rayClusterConfig): token auth, in-tree autoscaler."""
+    return {
+        "rayVersion": RAY_VERSION,
+        "enableInTreeAutoscaling": True,
+        "autoscalerOptions": {
+            "upscalingMode": "Default",
+            "idleTimeoutSeconds": 300,
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "256Mi"},
+                "limits": {"cpu": "500m", "memory": "512Mi"},
+            },
+            "securityContext": pods.container_security_context(read_only_root=False),
+        },
+        "authOptions": {"mode": "token"},
+        "headGroupSpec": head,
+        "workerGroupSpecs": workers,
+    }
+
+
 def operator_values(args: RayPlatformArgs) -> dict[str, Any]:
     return {
         "resources": args.operator.spec(),
@@ -214,22 +234,7 @@ class RayPlatform(pulumi.ComponentResource):
             values=operator_values(args),
             opts=child,
         )
-        spec: dict[str, Any] = {
-            "rayVersion": RAY_VERSION,
-            "enableInTreeAutoscaling": True,
-            "autoscalerOptions": {
-                "upscalingMode": "Default",
-                "idleTimeoutSeconds": 300,
-                "resources": {
-                    "requests": {"cpu": "100m", "memory": "256Mi"},
-                    "limits": {"cpu": "500m", "memory": "512Mi"},
-                },
-                "securityContext": pods.container_security_context(read_only_root=False),
-            },
-            "authOptions": {"mode": "token"},
-            "headGroupSpec": head_group(args),
-            "workerGroupSpecs": [worker_group(args, pool) for pool in args.pools],
-        }
+        spec = cluster_spec(head_group(args), [worker_group(args, pool) for pool in args.pools])
         depends: list[pulumi.Resource] = [self.operator]
         if args.gcs_fault_tolerance:
             assert args.redis is not None

@@ -23,8 +23,7 @@ from infra import pods
 from infra.gateway import Route
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
-from infra.ray import RayPlatformArgs, RayPool, head_group, worker_group
-from infra.versions import RAY_VERSION
+from infra.ray import RayPlatformArgs, RayPool, cluster_spec, head_group, worker_group
 
 # Registered model name -> its Ray Serve application (a builder taking the args below).
 SERVE_APPS = {
@@ -149,22 +148,7 @@ def ray_service_spec(spec: ModelSpec, head: Resources, image: pulumi.Input[str])
     return {
         "serveConfigV2": serve_config(spec),
         "upgradeStrategy": {"type": "NewCluster"},
-        "rayClusterConfig": {
-            "rayVersion": RAY_VERSION,
-            "enableInTreeAutoscaling": True,
-            "autoscalerOptions": {
-                "upscalingMode": "Default",
-                "idleTimeoutSeconds": 300,
-                "resources": {
-                    "requests": {"cpu": "100m", "memory": "256Mi"},
-                    "limits": {"cpu": "500m", "memory": "512Mi"},
-                },
-                "securityContext": pods.container_security_context(read_only_root=False),
-            },
-            "authOptions": {"mode": "token"},
-            "headGroupSpec": head_spec,
-            "workerGroupSpecs": [worker],
-        },
+        "rayClusterConfig": cluster_spec(head_spec, [worker]),
     }
 
 

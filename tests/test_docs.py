@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from naomi.paths import PROJECT_DIR
 from naomi.render.diff import diff_files
 from naomi.render.tree import Rendered
 from tests.conftest import EXAMPLE_STACKS
+from tests.project_copy import copy_project, render_copy
 
 DOCS = sorted([PROJECT_DIR / "README.md", *(PROJECT_DIR / "docs").rglob("*.md")])
 KUBECTL_TYPES = {
@@ -213,36 +213,10 @@ def test_config_reference_is_fresh() -> None:
 def test_upgrade_runbook_diff_is_what_a_version_bump_renders(
     tmp_path: Path, renders: dict[str, Rendered]
 ) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(
-        PROJECT_DIR,
-        project,
-        ignore=shutil.ignore_patterns(".git", ".venv*", "__pycache__", ".*_cache", ".naomi", "out", ".ci"),
-    )
+    project = copy_project(tmp_path / "project")
     versions = project / "infra" / "versions.py"
     versions.write_text(versions.read_text().replace('version="88.5.3"', 'version="88.6.0"'))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "naomi.cli",
-            "render",
-            "--stack",
-            "edge-lab",
-            "--out",
-            str(tmp_path / "out"),
-            "--project-dir",
-            str(project),
-        ],
-        cwd=project,
-        env={"PYTHONPATH": str(project), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-1500:]
-    from naomi.render.diff import read_tree
-
-    delta = diff_files(renders["edge-lab"].files, read_tree(tmp_path / "out"))
+    delta = diff_files(renders["edge-lab"].files, render_copy(project, "edge-lab", tmp_path / "out"))
     assert (delta.added, delta.removed, list(delta.changed)) == (
         [],
         [],

@@ -4,10 +4,6 @@ launch plans for schedules, PrometheusRule + Alertmanager route + receiver for m
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +12,9 @@ import yaml
 
 from infra.workloads import workloads_version
 from naomi.paths import PROJECT_DIR
-from naomi.render.diff import diff_files, read_tree
+from naomi.render.diff import diff_files
 from naomi.render.tree import Rendered
+from tests.project_copy import copy_project, render_copy
 
 
 def _one(rendered: Rendered, kind: str, name: str, namespace: str = "naomi-workloads") -> dict[str, Any]:
@@ -112,47 +109,11 @@ def test_dev_without_monitoring_has_no_receiver(renders: dict[str, Rendered]) ->
     assert any(kind == "Job" and name.startswith("workloads-seed-") for kind, name in kinds)
 
 
-def _copy_project(target: Path) -> None:
-    """The project as it is on disk (tracked or not), without environments and caches."""
-    shutil.copytree(
-        PROJECT_DIR,
-        target,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv*", "__pycache__", ".*_cache", ".naomi", "out", ".hypothesis", ".ci"
-        ),
-    )
-
-
-def _render(project: Path, out: Path) -> dict[str, str]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "naomi.cli",
-            "render",
-            "--stack",
-            "edge-lab",
-            "--out",
-            str(out),
-            "--project-dir",
-            str(project),
-        ],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(project)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return read_tree(out)
-
-
 def test_version_changes_if_and_only_if_the_workloads_code_changes(
     tmp_path: Path, renders: dict[str, Rendered]
 ) -> None:
-    project = tmp_path / "project"
-    _copy_project(project)
-    same = _render(project, tmp_path / "same")
+    project = copy_project(tmp_path / "project")
+    same = render_copy(project, "edge-lab", tmp_path / "same")
     assert diff_files(renders["edge-lab"].files, same).empty  # unchanged code: nothing changes
     (project / "README.md").write_text("docs only\n", encoding="utf-8")
     assert workloads_version(project) == workloads_version(PROJECT_DIR)
@@ -160,7 +121,7 @@ def test_version_changes_if_and_only_if_the_workloads_code_changes(
     model.write_text(model.read_text(encoding="utf-8") + "\n# tuned\n", encoding="utf-8")
     new_version = workloads_version(project)
     assert new_version != workloads_version(PROJECT_DIR)
-    delta = diff_files(same, _render(project, tmp_path / "changed"))
+    delta = diff_files(same, render_copy(project, "edge-lab", tmp_path / "changed"))
     touched = {*delta.added, *delta.removed, *delta.changed}
     assert f"k8s/naomi-workloads/Job-workloads-register-{new_version[:10]}.yaml" in delta.added
     assert all(p.startswith("k8s/naomi-workloads/") or p in ("outputs.yaml", "plan.yaml") for p in touched), (
