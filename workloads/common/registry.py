@@ -51,3 +51,41 @@ def apply_decision(client: Any, name: str, version: str, run_id: str, decision: 
     return Registered(
         version=version, run_id=run_id, decision=decision, alias=CHAMPION if decision.promote else CANDIDATE
     )
+
+
+def log_torch_model(model: Any, example: Any, name: str) -> Any:
+    """Log a PyTorch model in the active run and register it as `name`: signature from `example`
+    (>= 2 rows, also the input example), pickled (loadable by the serving apps), pinned torch."""
+    import mlflow
+    import torch
+    from mlflow.models import infer_signature
+
+    if example.shape[0] < 2:
+        raise ValueError("the input example needs at least two rows")
+    with torch.no_grad():
+        output = model(torch.from_numpy(example)).numpy()
+    return mlflow.pytorch.log_model(
+        model,
+        name="model",
+        registered_model_name=name,
+        signature=infer_signature(example, output),
+        input_example=example,
+        serialization_format="pickle",
+        pip_requirements=["torch==2.13.0", "numpy"],
+    )
+
+
+class Stopwatch:
+    """Seconds per step, in order: `lap(name)` closes the step that just ended."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._into = into
+        self._last = self._now()
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self._into[name] = now - self._last
+        self._last = now

@@ -8,12 +8,12 @@ State under one folder: objects/, mlflow/, checkpoints/.
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workloads.common.registry import Stopwatch
 from workloads.common.storage import LocalStore
 from workloads.mnist.data import SEED_KEY, load, seed
 from workloads.mnist.registry import DEFAULT_THRESHOLD, MODEL_NAME, register
@@ -51,13 +51,7 @@ def run(options: MnistOptions, step: Callable[[str], None] = lambda _: None) -> 
     state = options.state.resolve()
     state.mkdir(parents=True, exist_ok=True)
     store = LocalStore(state / "objects")
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        summary.timings[name] = now - clock
-        clock = now
+    lap = Stopwatch(summary.timings).lap
 
     step("seed")
     seed(store)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.common.registry import Decision, Registered, apply_decision, champion_metric
+from workloads.common.registry import Decision, Registered, apply_decision, champion_metric, log_torch_model
 from workloads.mnist.model import DigitsCNN
 
 MODEL_NAME = "mnist"
@@ -42,8 +42,6 @@ def register(
 ) -> Registered:
     """Log to the current tracking URI, register, apply the gate's aliases."""
     import mlflow
-    import torch
-    from mlflow.models import infer_signature
 
     if example.shape[0] < 2:
         raise ValueError("the input example needs at least two images")
@@ -60,15 +58,5 @@ def register(
         mlflow.set_tags(
             {"naomi.decision": "promote" if decision.promote else "keep", "naomi.reason": decision.reason}
         )
-        with torch.no_grad():
-            output = model(torch.from_numpy(example)).numpy()
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            registered_model_name=name,
-            signature=infer_signature(example, output),
-            input_example=example,
-            serialization_format="pickle",
-            pip_requirements=["torch==2.13.0", "numpy"],
-        )
+        info = log_torch_model(model, example, name)
     return apply_decision(client, name, str(info.registered_model_version), run.info.run_id, decision)

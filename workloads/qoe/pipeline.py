@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from workloads.common.registry import Stopwatch
 from workloads.common.storage import LocalStore
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, build
@@ -59,13 +59,7 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
     state = options.state.resolve()
     state.mkdir(parents=True, exist_ok=True)
     store = LocalStore(state / "objects")
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        summary.timings[name] = now - clock
-        clock = now
+    lap = Stopwatch(summary.timings).lap
 
     step("ingest")
     if options.data is not None:

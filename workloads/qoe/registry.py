@@ -17,6 +17,7 @@ from workloads.common.registry import (
     Registered,
     apply_decision,
     champion_metric,
+    log_torch_model,
 )
 from workloads.qoe.features import FeatureSpec
 from workloads.qoe.model import QoeForecaster
@@ -65,7 +66,6 @@ def register(
 ) -> Registered:
     """Log the run and the model to the current tracking URI, register it, apply aliases."""
     import mlflow
-    from mlflow.models import infer_signature
 
     if example.shape[0] < 2:
         raise ValueError("the input example needs at least two windows")
@@ -84,17 +84,5 @@ def register(
         mlflow.set_tags(
             {"naomi.decision": "promote" if decision.promote else "keep", "naomi.reason": decision.reason}
         )
-        import torch
-
-        with torch.no_grad():
-            output = model(torch.from_numpy(example)).numpy()
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            registered_model_name=name,
-            signature=infer_signature(example, output),
-            input_example=example,
-            serialization_format="pickle",
-            pip_requirements=["torch==2.13.0", "numpy"],
-        )
+        info = log_torch_model(model, example, name)
     return apply_decision(client, name, str(info.registered_model_version), run.info.run_id, decision)
