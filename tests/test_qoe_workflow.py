@@ -28,8 +28,10 @@ def test_qoe_train_workflow_runs_locally_on_s3(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("NAOMI_STATE", str(tmp_path / "state"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
 
     outcome = qoe_train(steps=300, epochs=2, batch_size=128, workers=2)
+    assert not (tmp_path / "mlruns").exists()  # artifacts stay under the state folder
 
     version, _, alias = outcome.partition("@")
     assert version == "1" and alias in {"champion", "candidate"}

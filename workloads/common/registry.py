@@ -53,6 +53,21 @@ def apply_decision(client: Any, name: str, version: str, run_id: str, decision: 
     )
 
 
+def use_local_mlflow(folder: Any, experiment: str) -> str:
+    """MLflow on a sqlite file under `folder`, artifacts beside it (never a stray ./mlruns)."""
+    from pathlib import Path
+
+    import mlflow
+
+    root = Path(folder).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=(root / "artifacts").as_uri())
+    return uri
+
+
 def log_torch_model(model: Any, example: Any, name: str) -> Any:
     """Log a PyTorch model in the active run and register it as `name`: signature from `example`
     (>= 2 rows, also the input example), pickled (loadable by the serving apps), pinned torch."""

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workloads.common.registry import Stopwatch
+from workloads.common.registry import Stopwatch, use_local_mlflow
 from workloads.common.storage import LocalStore
 from workloads.mnist.data import SEED_KEY, load, seed
 from workloads.mnist.registry import DEFAULT_THRESHOLD, MODEL_NAME, register
@@ -44,7 +44,6 @@ class MnistSummary:
 
 
 def run(options: MnistOptions, step: Callable[[str], None] = lambda _: None) -> MnistSummary:
-    import mlflow
     import ray
 
     summary = MnistSummary(workers=options.workers)
@@ -77,11 +76,7 @@ def run(options: MnistOptions, step: Callable[[str], None] = lambda _: None) -> 
     lap("evaluate")
 
     step("register")
-    summary.tracking_uri = f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"
-    (state / "mlflow").mkdir(exist_ok=True)
-    mlflow.set_tracking_uri(summary.tracking_uri)
-    if mlflow.get_experiment_by_name("mnist") is None:
-        mlflow.create_experiment("mnist", artifact_location=(state / "mlflow" / "artifacts").as_uri())
+    summary.tracking_uri = use_local_mlflow(state / "mlflow", "mnist")
     example = (test_set.images[:2].astype("float32") / 255.0)[:, None, :, :]
     registered = register(
         result.model, summary.accuracy, asdict(config), result.history, example, threshold=options.threshold

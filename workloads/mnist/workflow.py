@@ -15,6 +15,7 @@ from pathlib import Path
 from flytekit import Resources, task, workflow
 from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 
+from workloads.common.registry import use_local_mlflow
 from workloads.common.storage import Store, checkpoint_location, store_from_environment
 from workloads.mnist.data import SEED_KEY, load, seed
 
@@ -71,16 +72,14 @@ def mnist_train_task(dataset: str, epochs: int, workers: int) -> str:
 @task(requests=TASK_REQUESTS)
 def mnist_register_task(model_key: str, dataset: str, threshold: float) -> str:
     """Evaluate on the hold-out and register; `champion` only past the gate. Returns "<version>@<alias>"."""
-    import mlflow
     import torch
 
     from workloads.mnist.registry import register
     from workloads.mnist.train import evaluate, split
 
     store = _store()
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        (_state() / "mlflow").mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(f"sqlite:///{(_state() / 'mlflow' / 'mlflow.db').resolve()}")
+    if not os.environ.get("MLFLOW_TRACKING_URI"):  # on the cluster the platform sets it
+        use_local_mlflow(_state() / "mlflow", "mnist")
     model = torch.load(io.BytesIO(store.get(model_key)), weights_only=False).eval()
     _, test_set = split(load(store, dataset))
     trained = json.loads(store.get("models/mnist/latest-history.json"))

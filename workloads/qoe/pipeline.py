@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from workloads.common.registry import Stopwatch
+from workloads.common.registry import Stopwatch, use_local_mlflow
 from workloads.common.storage import LocalStore
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, build
@@ -52,7 +52,6 @@ class Summary:
 
 def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Summary:
     """Run every step; `step(name)` is called as each starts (progress display)."""
-    import mlflow
     import ray
 
     summary = Summary()
@@ -102,15 +101,8 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
     lap("evaluate")
 
     step("register")
-    summary.tracking_uri = f"sqlite:///{state / 'mlflow' / 'mlflow.db'}"
-    (state / "mlflow").mkdir(exist_ok=True)
-    mlflow.set_tracking_uri(summary.tracking_uri)
-    experiment = "qoe"
-    if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=(state / "mlflow" / "artifacts").as_uri())
-    registered = register(
-        result.model, summary.evaluation, spec, config, result.history, test.x[:2], experiment=experiment
-    )
+    summary.tracking_uri = use_local_mlflow(state / "mlflow", "qoe")
+    registered = register(result.model, summary.evaluation, spec, config, result.history, test.x[:2])
     summary.version, summary.alias, summary.reason = (
         registered.version,
         registered.alias,

@@ -19,6 +19,7 @@ from pathlib import Path
 from flytekit import Resources, task, workflow
 from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
 
+from workloads.common.registry import use_local_mlflow
 from workloads.common.storage import Store, store_from_environment
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Splits, Windows, build
@@ -115,16 +116,13 @@ def evaluate_task(model_key: str, features: str) -> str:
 @task(requests=TASK_REQUESTS)
 def register_task(model_key: str, features: str, evaluation_key: str) -> str:
     """Log and register the model; `champion` only if it beats the baselines and the champion."""
-    import mlflow
-
     from workloads.qoe.model import ModelConfig
     from workloads.qoe.registry import register
     from workloads.qoe.train import Evaluation, TrainConfig
 
     store = _store()
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        (_state() / "mlflow").mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(f"sqlite:///{(_state() / 'mlflow' / 'mlflow.db').resolve()}")
+    if not os.environ.get("MLFLOW_TRACKING_URI"):  # on the cluster the platform sets it
+        use_local_mlflow(_state() / "mlflow", "qoe")
     trained = json.loads(store.get("models/qoe/latest-history.json"))
     config = TrainConfig(**{**trained["config"], "model": ModelConfig(**trained["config"]["model"])})
     evaluation = Evaluation(**json.loads(store.get(evaluation_key)))
