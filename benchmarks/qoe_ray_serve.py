@@ -17,12 +17,11 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import ray
-from ray import serve
 
 from workloads.common.loadtest import concurrent, paced
+from workloads.common.ray_serve import serve_on_loopback
 from workloads.qoe.model import ModelConfig, QoeForecaster
 from workloads.qoe.serve_deployment import app_builder
-from workloads.qoe.serving import free_port
 
 
 def main() -> None:
@@ -36,25 +35,18 @@ def main() -> None:
             logged = mlflow.pytorch.log_model(
                 model, name="model", serialization_format="pickle", pip_requirements=["torch"]
             )
-        port = free_port()
-        serve.start(
-            http_options={"host": "127.0.0.1", "port": port},
-            logging_config={"enable_access_log": False, "log_level": "WARNING"},
-        )
         started = time.perf_counter()
-        serve.run(
-            app_builder({"model_uri": logged.model_uri, "tracking_uri": tracking, "num_cpus": 1}),
-            name="qoe",
-            route_prefix="/qoe",
-        )
-        print(f"deployment ready in {time.perf_counter() - started:.1f} s")
-        body = json.dumps({"windows": np.random.default_rng(1).random((1, 10, 4)).tolist()}).encode()
-        url = f"http://127.0.0.1:{port}/qoe/predict"
-        print(f"Ray Serve HTTP, 500 requests at 50 req/s: {paced(url, body, rate=50, count=500).summary()}")
-        print("  target (CHECKS.md P5): p99 <= 20 ms, 0 errors")
-        load = concurrent(url, body, clients=8, per_client=50)
-        print(f"Ray Serve HTTP, 400 requests from 8 clients: {load.summary()}")
-        serve.shutdown()
+        application = app_builder({"model_uri": logged.model_uri, "tracking_uri": tracking, "num_cpus": 1})
+        with serve_on_loopback(application, "qoe") as base:
+            print(f"Serve started and deployment ready in {time.perf_counter() - started:.1f} s")
+            body = json.dumps({"windows": np.random.default_rng(1).random((1, 10, 4)).tolist()}).encode()
+            url = f"{base}/predict"
+            print(
+                f"Ray Serve HTTP, 500 requests at 50 req/s: {paced(url, body, rate=50, count=500).summary()}"
+            )
+            print("  target (CHECKS.md P5): p99 <= 20 ms, 0 errors")
+            load = concurrent(url, body, clients=8, per_client=50)
+            print(f"Ray Serve HTTP, 400 requests from 8 clients: {load.summary()}")
     ray.shutdown()
 
 

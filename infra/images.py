@@ -30,15 +30,19 @@ SOURCES: dict[str, tuple[str, ...]] = {
 FOLDERS = {"naomi-ray": "ray", "naomi-workloads": "workloads", "naomi-model-server": "model-server"}
 
 
-def content_hash(root: Path, name: str) -> str:
-    """sha256 over the image's build inputs (paths and bytes, sorted; caches and bytecode excluded)."""
+def tree_hash(root: Path, folders: tuple[str, ...]) -> str:
+    """sha256 over the files under `folders` (paths and bytes, sorted; caches and bytecode excluded)."""
     digest = hashlib.sha256()
-    folders = (f"images/{FOLDERS[name]}", "images/requirements", *SOURCES[name])
     for folder in folders:
         for path in sorted((root / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def content_hash(root: Path, name: str) -> str:
+    """The image's build inputs: its folder under images/, the pinned requirements, its sources."""
+    return tree_hash(root, (f"images/{FOLDERS[name]}", "images/requirements", *SOURCES[name]))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from infra import pods
 from infra.gateway import Route
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
+from infra.quantities import cpu_cores
 from infra.ray import RayPlatformArgs, RayPool, cluster_spec, head_group, worker_group
 
 # Registered model name -> its Ray Serve application (a builder taking the args below).
@@ -68,6 +69,11 @@ class ModelSpec:
         )
 
     @property
+    def replicas(self) -> int:
+        """Replicas kept running: `min`, but at least one (a route needs a backend)."""
+        return max(self.min, 1)
+
+    @property
     def service(self) -> str:
         return f"{self.name}-serve-svc" if self.runtime == "ray-serve" else self.name
 
@@ -89,6 +95,11 @@ def route(spec: ModelSpec, namespace: str) -> Route:
     )
 
 
+def metadata(spec: ModelSpec, namespace: str) -> dict[str, Any]:
+    """Name, namespace and labels of every object serving `spec` (but the RayService's own)."""
+    return {"name": spec.name, "namespace": namespace, "labels": labels("model-server", spec.name)}
+
+
 def pod_selector(spec: ModelSpec) -> dict[str, str]:
     """Labels of the pods answering for `spec` (Ray pods carry `naomi.io/rayservice`)."""
     if spec.runtime == "ray-serve":
@@ -106,25 +117,18 @@ def mlflow_env(secret: str = MLFLOW_CLIENT_SECRET) -> list[dict[str, Any]]:
 
 def serve_config(spec: ModelSpec) -> str:
     """The RayService's serveConfigV2: one application, the model URI and replica bounds as args."""
-    worker_cpus = float(pods_cpu(spec.cpu))
     application = {
         "name": spec.name,
         "import_path": SERVE_APPS[spec.model],
         "route_prefix": "/",
         "args": {
             "model_uri": spec.model_uri,
-            "num_replicas": max(spec.min, 1),
+            "num_replicas": spec.replicas,
             "max_replicas": spec.max,
-            "num_cpus": min(worker_cpus, 1.0),
+            "num_cpus": min(float(cpu_cores(spec.cpu)), 1.0),
         },
     }
     return yaml.safe_dump({"applications": [application]}, sort_keys=True)
-
-
-def pods_cpu(quantity: str) -> float:
-    from infra.quantities import cpu_cores
-
-    return float(cpu_cores(quantity))
 
 
 def ray_service_spec(spec: ModelSpec, head: Resources, image: pulumi.Input[str]) -> dict[str, Any]:
@@ -132,7 +136,7 @@ def ray_service_spec(spec: ModelSpec, head: Resources, image: pulumi.Input[str])
     pool = RayPool(
         name=spec.pool.name,
         arch=spec.arch,
-        min=max(spec.min, 1),
+        min=spec.replicas,
         max=spec.max,
         cpu=spec.cpu,
         memory=spec.memory,
@@ -168,10 +172,10 @@ def model_server_deployment(spec: ModelSpec, namespace: str, image: pulumi.Input
         volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
     )
     return {
-        "metadata": {"name": spec.name, "namespace": namespace, "labels": labels("model-server", spec.name)},
+        "metadata": metadata(spec, namespace),
         "spec": {
-            "replicas": max(spec.min, 1),
-            "selector": {"matchLabels": selector_labels("model-server", spec.name)},
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": pod_selector(spec)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {"labels": {**labels("model-server", spec.name), "naomi.io/model": spec.model}},
@@ -234,11 +238,7 @@ class ServedModel(pulumi.ComponentResource):
                 f"{name}-monitor",
                 api_version="monitoring.coreos.com/v1",
                 kind="PodMonitor",
-                metadata={
-                    "name": spec.name,
-                    "namespace": args.namespace,
-                    "labels": labels("model-server", spec.name),
-                },
+                metadata=metadata(spec, args.namespace),
                 spec={
                     "selector": {"matchLabels": pod_selector(spec)},
                     "podMetricsEndpoints": [
@@ -255,28 +255,20 @@ class ServedModel(pulumi.ComponentResource):
         k8s.apps.v1.Deployment(f"{name}-deployment", **manifest, opts=child)
         k8s.core.v1.Service(
             f"{name}-service",
-            metadata={
-                "name": spec.name,
-                "namespace": args.namespace,
-                "labels": labels("model-server", spec.name),
-            },
+            metadata=metadata(spec, args.namespace),
             spec={
                 "type": "ClusterIP",
-                "selector": selector_labels("model-server", spec.name),
+                "selector": pod_selector(spec),
                 "ports": [{"name": "http", "port": SERVER_PORT, "targetPort": "http"}],
             },
             opts=child,
         )
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
-            metadata={
-                "name": spec.name,
-                "namespace": args.namespace,
-                "labels": labels("model-server", spec.name),
-            },
+            metadata=metadata(spec, args.namespace),
             spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
-                "minReplicas": max(spec.min, 1),
+                "minReplicas": spec.replicas,
                 "maxReplicas": spec.max,
                 "metrics": [
                     {
@@ -290,17 +282,13 @@ class ServedModel(pulumi.ComponentResource):
             },
             opts=child,
         )
-        if max(spec.min, 1) > 1:
+        if spec.replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
-                metadata={
-                    "name": spec.name,
-                    "namespace": args.namespace,
-                    "labels": labels("model-server", spec.name),
-                },
+                metadata=metadata(spec, args.namespace),
                 spec={
                     "maxUnavailable": 1,
-                    "selector": {"matchLabels": selector_labels("model-server", spec.name)},
+                    "selector": {"matchLabels": pod_selector(spec)},
                 },
                 opts=child,
             )

@@ -15,7 +15,6 @@ no route to Flyte or the object store and nobody types an IP:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
+from infra.images import tree_hash
 from infra.mlflow import Mlflow, client_secret
 from infra.monitoring import TRIGGER_TOKEN_SECRET as TOKEN_SECRET
 from infra.naming import labels, selector_labels
@@ -51,12 +51,8 @@ RECORDING_RULES = [
 
 
 def workloads_version(root: Path) -> str:
-    """sha256 over `workloads/` (paths and bytes, sorted; bytecode excluded), first 16 hex digits."""
-    digest = hashlib.sha256()
-    for path in sorted((root / "workloads").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    """The pipelines' version: a hash of `workloads/` (see `infra.images.tree_hash`), 16 hex digits."""
+    return tree_hash(root, ("workloads",))[:16]
 
 
 def seconds(duration: str) -> int:

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from naomi.paths import PROJECT_DIR
-from naomi.render.diff import diff_files
+from naomi.render.diff import diff_files, render_source
 from naomi.render.tree import Rendered
 from tests.conftest import EXAMPLE_STACKS
-from tests.project_copy import copy_project, render_copy
+from tests.project_copy import copy_project
 
 DOCS = sorted([PROJECT_DIR / "README.md", *(PROJECT_DIR / "docs").rglob("*.md")])
 KUBECTL_TYPES = {
@@ -216,7 +216,7 @@ def test_upgrade_runbook_diff_is_what_a_version_bump_renders(
     project = copy_project(tmp_path / "project")
     versions = project / "infra" / "versions.py"
     versions.write_text(versions.read_text().replace('version="88.5.3"', 'version="88.6.0"'))
-    delta = diff_files(renders["edge-lab"].files, render_copy(project, "edge-lab", tmp_path / "out"))
+    delta = diff_files(renders["edge-lab"].files, render_source(project, "edge-lab", tmp_path / "out"))
     assert (delta.added, delta.removed, list(delta.changed)) == (
         [],
         [],

@@ -16,11 +16,10 @@ pytest.importorskip("ray.serve")
 def endpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     import mlflow
     import torch
-    from ray import serve
 
+    from workloads.common.ray_serve import serve_on_loopback
     from workloads.qoe.model import ModelConfig, QoeForecaster
     from workloads.qoe.serve_deployment import app_builder
-    from workloads.qoe.serving import free_port
 
     folder = tmp_path_factory.mktemp("mlflow")
     tracking = f"sqlite:///{folder / 'mlflow.db'}"
@@ -38,15 +37,11 @@ def endpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
             pip_requirements=["torch"],
         )
     mlflow.MlflowClient().set_registered_model_alias("qoe", "champion", "1")
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(
-        app_builder({"model_uri": "models:/qoe@champion", "tracking_uri": tracking, "num_cpus": 0.25}),
-        name="qoe",
-        route_prefix="/qoe",
+    application = app_builder(
+        {"model_uri": "models:/qoe@champion", "tracking_uri": tracking, "num_cpus": 0.25}
     )
-    yield f"http://127.0.0.1:{port}/qoe", model
-    serve.shutdown()
+    with serve_on_loopback(application, "qoe") as base:
+        yield base, model
 
 
 def test_builder_rejects_unknown_args() -> None:

@@ -12,9 +12,9 @@ import yaml
 
 from infra.workloads import workloads_version
 from naomi.paths import PROJECT_DIR
-from naomi.render.diff import diff_files
+from naomi.render.diff import diff_files, render_source
 from naomi.render.tree import Rendered
-from tests.project_copy import copy_project, render_copy
+from tests.project_copy import copy_project
 
 
 def _one(rendered: Rendered, kind: str, name: str, namespace: str = "naomi-workloads") -> dict[str, Any]:
@@ -113,7 +113,7 @@ def test_version_changes_if_and_only_if_the_workloads_code_changes(
     tmp_path: Path, renders: dict[str, Rendered]
 ) -> None:
     project = copy_project(tmp_path / "project")
-    same = render_copy(project, "edge-lab", tmp_path / "same")
+    same = render_source(project, "edge-lab", tmp_path / "same")
     assert diff_files(renders["edge-lab"].files, same).empty  # unchanged code: nothing changes
     (project / "README.md").write_text("docs only\n", encoding="utf-8")
     assert workloads_version(project) == workloads_version(PROJECT_DIR)
@@ -121,7 +121,7 @@ def test_version_changes_if_and_only_if_the_workloads_code_changes(
     model.write_text(model.read_text(encoding="utf-8") + "\n# tuned\n", encoding="utf-8")
     new_version = workloads_version(project)
     assert new_version != workloads_version(PROJECT_DIR)
-    delta = diff_files(same, render_copy(project, "edge-lab", tmp_path / "changed"))
+    delta = diff_files(same, render_source(project, "edge-lab", tmp_path / "changed"))
     touched = {*delta.added, *delta.removed, *delta.changed}
     assert f"k8s/naomi-workloads/Job-workloads-register-{new_version[:10]}.yaml" in delta.added
     assert all(p.startswith("k8s/naomi-workloads/") or p in ("outputs.yaml", "plan.yaml") for p in touched), (

@@ -90,8 +90,15 @@ def render_revision(project_dir: Path, revision: str, stack: str, workdir: Path)
         tar.extractall(source, filter="data")
     if not (source / "stacks" / f"Pulumi.{stack}.yaml").is_file():
         return {}
-    out = workdir / "render"
-    env = {**os.environ, "PYTHONPATH": str(source)}
+    try:
+        return render_source(source, stack, workdir / "render")
+    except RenderError as error:
+        raise RenderError(f"rendering {stack} at {revision} failed: {error}") from None
+
+
+def render_source(source: Path, stack: str, out: Path) -> dict[str, str]:
+    """Render `stack` of the project tree at `source` with that tree's own code (a subprocess
+    importing it first); the written tree, or RenderError with the last line it printed."""
     result = subprocess.run(
         [
             sys.executable,
@@ -106,14 +113,13 @@ def render_revision(project_dir: Path, revision: str, stack: str, workdir: Path)
             str(source),
         ],
         cwd=source,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(source)},
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RenderError(f"rendering {stack} at {revision} failed: {last}")
+        raise RenderError((result.stderr.strip().splitlines() or ["no output"])[-1])
     return read_tree(out)
 
 

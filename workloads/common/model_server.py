@@ -48,6 +48,11 @@ def resolve_version(model_uri: str) -> tuple[str, str]:
     return name, version
 
 
+def model_version(model_uri: str) -> str:
+    """The registry version behind a `models:/` URI (aliases looked up); other URIs name themselves."""
+    return resolve_version(model_uri)[1] if model_uri.startswith("models:/") else model_uri
+
+
 def load(model_uri: str) -> LoadedModel:
     import mlflow
     from mlflow.types.schema import TensorSpec

@@ -91,7 +91,7 @@ def run(options: MnistOptions, step: Callable[[str], None] = lambda _: None) -> 
     step("serve")
     import httpx
 
-    from workloads.common.local_serve import serve_on_loopback
+    from workloads.common.ray_serve import serve_on_loopback
     from workloads.mnist.serve_deployment import app_builder
 
     application = app_builder(

@@ -6,81 +6,48 @@ Tasks exchange object-store keys. The dataset key may be the embedded seed
 
 from __future__ import annotations
 
-import io
 import json
-import os
 from dataclasses import asdict
-from pathlib import Path
 
-from flytekit import Resources, task, workflow
-from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from flytekit import task, workflow
 
-from workloads.common.registry import use_local_mlflow
-from workloads.common.storage import Store, checkpoint_location, store_from_environment
+from workloads.common.flyte_tasks import (
+    TASK_REQUESTS,
+    get_model,
+    put_trained,
+    ray_job_config,
+    task_checkpoints,
+    task_store,
+    use_task_mlflow,
+)
 from workloads.mnist.data import SEED_KEY, load, seed
 
-TASK_REQUESTS = Resources(cpu="500m", mem="1Gi")
-RAY_CONFIG = RayJobConfig(
-    head_node_config=HeadNodeConfig(ray_start_params={"num-cpus": "0"}),
-    worker_node_config=[
-        WorkerNodeConfig(
-            group_name="x86",
-            replicas=2,
-            min_replicas=2,
-            max_replicas=4,
-            requests=Resources(cpu="1", mem="2Gi"),
-            limits=Resources(cpu="2", mem="4Gi"),
-        )
-    ],
-    shutdown_after_job_finishes=True,
-    ttl_seconds_after_finished=3600,
-)
-
-
-def _state() -> Path:
-    return Path(os.environ.get("NAOMI_STATE", ".naomi/state"))
-
-
-def _store() -> Store:
-    return store_from_environment(_state() / "objects")
+RAY_CONFIG = ray_job_config(min_replicas=2, autoscaling=False)
 
 
 @task(task_config=RAY_CONFIG, requests=TASK_REQUESTS)
 def mnist_train_task(dataset: str, epochs: int, workers: int) -> str:
     """Train on the dataset's training split; the model and history land under models/mnist/."""
-    import torch
-
     from workloads.mnist.train import TrainConfig, split, train
 
-    store = _store()
+    store = task_store()
     if dataset == SEED_KEY:
         seed(store)
     train_set, _ = split(load(store, dataset))
     config = TrainConfig(epochs=epochs, workers=workers)
-    path, filesystem = checkpoint_location(store, _state() / "checkpoints")
-    result = train(train_set, config, path, filesystem)
-    buffer = io.BytesIO()
-    torch.save(result.model, buffer)
-    store.put("models/mnist/latest.pt", buffer.getvalue())
-    store.put(
-        "models/mnist/latest-history.json",
-        json.dumps({"config": asdict(config), "history": result.history}).encode(),
-    )
-    return "models/mnist/latest.pt"
+    result = train(train_set, config, *task_checkpoints(store))
+    return put_trained(store, "models/mnist", result.model, asdict(config), result.history)
 
 
 @task(requests=TASK_REQUESTS)
 def mnist_register_task(model_key: str, dataset: str, threshold: float) -> str:
     """Evaluate on the hold-out and register; `champion` only past the gate. Returns "<version>@<alias>"."""
-    import torch
-
     from workloads.mnist.registry import register
     from workloads.mnist.train import evaluate, split
 
-    store = _store()
-    if not os.environ.get("MLFLOW_TRACKING_URI"):  # on the cluster the platform sets it
-        use_local_mlflow(_state() / "mlflow", "mnist")
-    model = torch.load(io.BytesIO(store.get(model_key)), weights_only=False).eval()
+    store = task_store()
+    use_task_mlflow("mnist")
+    model = get_model(store, model_key)
     _, test_set = split(load(store, dataset))
     trained = json.loads(store.get("models/mnist/latest-history.json"))
     accuracy = evaluate(model, test_set)

@@ -111,7 +111,7 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
     lap("register")
 
     step("serve")
-    from workloads.common.local_serve import serve_on_loopback
+    from workloads.common.ray_serve import serve_on_loopback
     from workloads.qoe.serve_deployment import app_builder
 
     model_uri = f"models:/{MODEL_NAME}@{registered.alias}"

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from workloads.common.model_server import model_version
+from workloads.common.ray_serve import deployment_options, run_batch
 from workloads.qoe.registry import MODEL_NAME
 from workloads.qoe.serving import ModelInfo, Predictor, create_app
 
@@ -28,15 +30,11 @@ def load_predictor(model_uri: str) -> Predictor:
 
     model = mlflow.pytorch.load_model(model_uri)
     model.eval()
-    version = model_uri  # runs:/... or a path: the URI is the version
-    if model_uri.startswith("models:/"):
-        name, _, alias = model_uri.removeprefix("models:/").partition("@")
-        if alias:
-            version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-        else:
-            version = name.rsplit("/", 1)[-1]
     info = ModelInfo(
-        name=MODEL_NAME, version=str(version), window=model.config.window, features=model.config.features
+        name=MODEL_NAME,
+        version=model_version(model_uri),
+        window=model.config.window,
+        features=model.config.features,
     )
     return Predictor(model, info)
 
@@ -51,36 +49,10 @@ class QoeDeployment:
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
     async def forecast(self, requests: list[np.ndarray]) -> list[np.ndarray]:
-        sizes = [len(windows) for windows in requests]
-        forecasts = self.predictor(np.concatenate(requests))
-        return list(np.split(forecasts, np.cumsum(sizes)[:-1]))
+        return run_batch(self.predictor, requests)
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self.forecast, self.predictor.info)
-
-
-def deployment_options(args: dict[str, Any]) -> dict[str, Any]:
-    """Ray Serve options from RayService args (shared by every naomi Serve app); unknown keys refused."""
-    unknown = set(args) - {"model_uri", "num_replicas", "max_replicas", "num_cpus", "tracking_uri"}
-    if unknown:
-        raise ValueError(f"unknown serving args: {', '.join(sorted(unknown))}")
-    actor: dict[str, Any] = {"num_cpus": float(args.get("num_cpus", 0.5))}
-    if "tracking_uri" in args:
-        actor["runtime_env"] = {"env_vars": {"MLFLOW_TRACKING_URI": str(args["tracking_uri"])}}
-    # Per-request access logs cost ~1 ms of a 2-core box per request; errors are still logged.
-    options: dict[str, Any] = {
-        "ray_actor_options": actor,
-        "logging_config": {"enable_access_log": False, "log_level": "WARNING"},
-    }
-    if "max_replicas" in args:
-        options["autoscaling_config"] = {
-            "min_replicas": int(args.get("num_replicas", 1)),
-            "max_replicas": int(args["max_replicas"]),
-            "target_ongoing_requests": 8,
-        }
-    else:
-        options["num_replicas"] = int(args.get("num_replicas", 1))
-    return options
 
 
 def app_builder(args: dict[str, Any]) -> Any:

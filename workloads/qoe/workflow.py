@@ -10,44 +10,25 @@ else a sqlite database under the local state folder.
 
 from __future__ import annotations
 
-import io
 import json
-import os
 from dataclasses import asdict
-from pathlib import Path
 
-from flytekit import Resources, task, workflow
-from flytekitplugins.ray import HeadNodeConfig, RayJobConfig, WorkerNodeConfig
+from flytekit import task, workflow
 
-from workloads.common.registry import use_local_mlflow
-from workloads.common.storage import Store, store_from_environment
+from workloads.common.flyte_tasks import (
+    TASK_REQUESTS,
+    get_model,
+    put_trained,
+    ray_job_config,
+    task_checkpoints,
+    task_store,
+    use_task_mlflow,
+)
+from workloads.common.storage import Store
 from workloads.qoe.data import CellReports, ingest, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Splits, Windows, build
-from workloads.qoe.model import QoeForecaster
 
-TASK_REQUESTS = Resources(cpu="500m", mem="1Gi")
-
-RAY_CONFIG = RayJobConfig(
-    head_node_config=HeadNodeConfig(ray_start_params={"num-cpus": "0"}),
-    worker_node_config=[
-        WorkerNodeConfig(
-            group_name="x86",
-            replicas=2,
-            min_replicas=1,
-            max_replicas=4,
-            requests=Resources(cpu="1", mem="2Gi"),
-            limits=Resources(cpu="2", mem="4Gi"),
-        )
-    ],
-    enable_autoscaling=True,
-    shutdown_after_job_finishes=True,
-    ttl_seconds_after_finished=3600,
-)
-
-
-def _store() -> Store:
-    """The task's object store: `NAOMI_STORE` (s3://bucket on the cluster), else the local state folder."""
-    return store_from_environment(_state() / "objects")
+RAY_CONFIG = ray_job_config(min_replicas=1, autoscaling=True)
 
 
 @task(requests=TASK_REQUESTS)
@@ -56,7 +37,7 @@ def ingest_task(dataset: str, steps: int) -> str:
     `.gz` allowed), e.g. uploaded next to the seed data; empty: `steps` of synthetic reports."""
     import gzip
 
-    store = _store()
+    store = task_store()
     key = "datasets/qoe/reports.parquet"
     if dataset:
         raw = store.get(dataset)
@@ -69,7 +50,7 @@ def ingest_task(dataset: str, steps: int) -> str:
 
 @task(requests=TASK_REQUESTS)
 def features_task(reports_key: str) -> str:
-    store = _store()
+    store = task_store()
     splits = build(CellReports.from_parquet(store.get(reports_key)), FeatureSpec())
     for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
         store.put(f"features/qoe/{name}.parquet", part.to_parquet())
@@ -79,25 +60,13 @@ def features_task(reports_key: str) -> str:
 @task(task_config=RAY_CONFIG, requests=TASK_REQUESTS)
 def train_task(features: str, epochs: int, batch_size: int, workers: int) -> str:
     """Train with Ray Train; the model and its per-epoch history land under `models/qoe/`."""
-    import torch
-
-    from workloads.common.storage import checkpoint_location
     from workloads.qoe.train import TrainConfig, train
 
-    store = _store()
+    store = task_store()
     splits = _splits(store, features)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, workers=workers)
-    path, filesystem = checkpoint_location(store, _state() / "checkpoints")
-    result = train(splits, FeatureSpec(), config, path, filesystem)
-    buffer = io.BytesIO()
-    torch.save(result.model, buffer)
-    key = "models/qoe/latest.pt"
-    store.put(key, buffer.getvalue())
-    store.put(
-        "models/qoe/latest-history.json",
-        json.dumps({"config": asdict(config), "history": result.history}).encode(),
-    )
-    return key
+    result = train(splits, FeatureSpec(), config, *task_checkpoints(store))
+    return put_trained(store, "models/qoe", result.model, asdict(config), result.history)
 
 
 @task(requests=TASK_REQUESTS)
@@ -105,9 +74,9 @@ def evaluate_task(model_key: str, features: str) -> str:
     """Hold-out scores of the model next to the naive baselines, as JSON in the object store."""
     from workloads.qoe.train import evaluate
 
-    store = _store()
+    store = task_store()
     test = Windows.from_parquet(store.get(f"{features}/test.parquet"))
-    scores = evaluate(_load_model(store, model_key), test)
+    scores = evaluate(get_model(store, model_key), test)
     key = "models/qoe/latest-evaluation.json"
     store.put(key, json.dumps(asdict(scores)).encode())
     return key
@@ -120,15 +89,14 @@ def register_task(model_key: str, features: str, evaluation_key: str) -> str:
     from workloads.qoe.registry import register
     from workloads.qoe.train import Evaluation, TrainConfig
 
-    store = _store()
-    if not os.environ.get("MLFLOW_TRACKING_URI"):  # on the cluster the platform sets it
-        use_local_mlflow(_state() / "mlflow", "qoe")
+    store = task_store()
+    use_task_mlflow("qoe")
     trained = json.loads(store.get("models/qoe/latest-history.json"))
     config = TrainConfig(**{**trained["config"], "model": ModelConfig(**trained["config"]["model"])})
     evaluation = Evaluation(**json.loads(store.get(evaluation_key)))
     test = Windows.from_parquet(store.get(f"{features}/test.parquet"))
     registered = register(
-        _load_model(store, model_key), evaluation, FeatureSpec(), config, trained["history"], test.x[:2]
+        get_model(store, model_key), evaluation, FeatureSpec(), config, trained["history"], test.x[:2]
     )
     return f"{registered.version}@{registered.alias}"
 
@@ -148,19 +116,8 @@ def qoe_train(
     return register_task(model_key=model, features=features, evaluation_key=scores)
 
 
-def _state() -> Path:
-    return Path(os.environ.get("NAOMI_STATE", ".naomi/state"))
-
-
 def _splits(store: Store, features: str) -> Splits:
     parts = {
         n: Windows.from_parquet(store.get(f"{features}/{n}.parquet")) for n in ("train", "validation", "test")
     }
     return Splits(train=parts["train"], validation=parts["validation"], test=parts["test"], active_cells=())
-
-
-def _load_model(store: Store, key: str) -> QoeForecaster:
-    import torch
-
-    model: QoeForecaster = torch.load(io.BytesIO(store.get(key)), weights_only=False)
-    return model.eval()
