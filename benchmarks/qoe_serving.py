@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from workloads.common.loadtest import paced
+from workloads.common.serving import serve_locally
 from workloads.qoe.model import ModelConfig, QoeForecaster
-from workloads.qoe.serving import ModelInfo, Predictor, create_app, parse_windows, serve_locally
+from workloads.qoe.serving import ModelInfo, Predictor, create_app, parse_windows
 
 INFO = ModelInfo(name="qoe", version="bench", window=10, features=4)
 

@@ -10,8 +10,9 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
+from workloads.common.serving import MAX_BODY_BYTES
 from workloads.qoe.model import ModelConfig, QoeForecaster
-from workloads.qoe.serving import MAX_BODY_BYTES, ModelInfo, Predictor, create_app
+from workloads.qoe.serving import ModelInfo, Predictor, create_app
 
 INFO = ModelInfo(name="qoe", version="3", window=10, features=4)
 
@@ -92,7 +93,7 @@ def test_body_limit_is_the_documented_one() -> None:
 def test_bounded_load_on_loopback_has_no_errors() -> None:
     import httpx
 
-    from workloads.qoe.serving import serve_locally
+    from workloads.common.serving import serve_locally
 
     model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0)
     model.eval()

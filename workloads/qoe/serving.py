@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from workloads.common.serving import MAX_BODY_BYTES, MAX_ROWS, free_port, parse_tensor, serve_locally
 from workloads.common.serving import create_app as create_serving_app
-
-__all__ = ["MAX_BODY_BYTES", "MAX_ROWS", "ModelInfo", "Predictor", "free_port", "serve_locally"]
+from workloads.common.serving import parse_tensor
 
 
 @dataclass(frozen=True)
