@@ -26,8 +26,14 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "naomi-ray": ("workloads",),
     "naomi-workloads": ("workloads",),
     "naomi-model-server": ("workloads/common",),
+    "naomi-mlflow": (),
 }
-FOLDERS = {"naomi-ray": "ray", "naomi-workloads": "workloads", "naomi-model-server": "model-server"}
+FOLDERS = {
+    "naomi-ray": "ray",
+    "naomi-workloads": "workloads",
+    "naomi-model-server": "model-server",
+    "naomi-mlflow": "mlflow",
+}
 
 
 def tree_hash(root: Path, folders: tuple[str, ...]) -> str:

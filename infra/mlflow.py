@@ -5,10 +5,18 @@ The server runs the basic-auth app with a generated admin password (never MLflow
 so clients need no object-store credentials, and accepts only the Host headers it is reached
 by. `server_args`, `server_environment` and `auth_ini` are pure functions: the component and
 the local test server (tests/test_mlflow_server.py) use the same ones.
+
+Host validation (`--allowed-hosts`, mlflow 3.17.2 `server/security_utils.py`
+is_allowed_host_header, fnmatch patterns) sees three kinds of Host header: the gateway address users
+type, the Service names in-cluster clients use, and `<pod IP>:5000` — what the kubelet's probes
+(kubernetes `pkg/probe/http/request.go`: the URL host is the pod IP) and Prometheus' scrapes of the
+pod send. The last is allowed for the cluster's pod network only (`pod_host_patterns`); only the
+health routes are exempt from the check, `/metrics` is not.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +28,7 @@ from infra import pods
 from infra.namespace import allow_from_platform
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
-from infra.versions import MLFLOW_IMAGE
+from infra.versions import MLFLOW_VERSION
 
 PORT = 5000
 MLFLOW_UID = 10001
@@ -76,6 +84,19 @@ def server_environment(*, s3_endpoint: str, auth_config_path: str) -> dict[str, 
     }
 
 
+def pod_host_patterns(pod_cidr: str, port: int = PORT) -> tuple[str, ...]:
+    """Host-header patterns matching `<pod IP>:<port>` for pods of `pod_cidr` (IPv4).
+
+    fnmatch has no CIDR notion: the pattern keeps the whole octets of the prefix (10.1.0.0/16 ->
+    `10.1.*:5000`), so a prefix that is not a multiple of 8 is widened to the octet boundary.
+    """
+    network = ipaddress.ip_network(pod_cidr, strict=False)
+    if network.version != 4 or network.prefixlen < 8:
+        raise ValueError(f"pod CIDR must be IPv4 with a prefix of at least /8 (got {pod_cidr!r})")
+    octets = str(network.network_address).split(".")[: network.prefixlen // 8]
+    return (".".join([*octets, "*"]) + f":{port}",)
+
+
 def auth_ini(*, database_uri: str, admin_password: str, admin_username: str = "admin") -> str:
     """The basic-auth app config: users in `database_uri`, everyone else read-only."""
     return (
@@ -99,7 +120,8 @@ class MlflowArgs:
     bucket: str = "mlflow"
     external_host: str
     static_prefix: str = "/mlflow"
-    image: str = MLFLOW_IMAGE
+    image: pulumi.Input[str]  # naomi-mlflow (images/mlflow), MLflow MLFLOW_VERSION
+    pod_cidr: str = "10.1.0.0/16"  # the cluster's pod network (microk8s' Calico default)
     replicas: int = 1
     # The kube-prometheus-stack release: the ServiceMonitor needs its CRD first (None: no monitor).
     monitoring_release: pulumi.Resource | None = None
@@ -109,6 +131,10 @@ class MlflowArgs:
             raise ValueError("MlflowArgs.replicas must be >= 1")
         if self.static_prefix and not self.static_prefix.startswith("/"):
             raise ValueError("MlflowArgs.static_prefix must start with '/'")
+        try:
+            pod_host_patterns(self.pod_cidr)
+        except ValueError as error:
+            raise ValueError(f"MlflowArgs.pod_cidr: {error}") from None
 
 
 class Mlflow(pulumi.ComponentResource):
@@ -160,6 +186,7 @@ class Mlflow(pulumi.ComponentResource):
                     names[1],
                     f"{names[1]}:*",
                     "localhost:*",
+                    *pod_host_patterns(args.pod_cidr),
                 ]
             )
         )
@@ -192,14 +219,14 @@ class Mlflow(pulumi.ComponentResource):
             metadata={
                 "name": name,
                 "namespace": args.namespace,
-                "labels": labels("mlflow", name, version=args.image),
+                "labels": labels("mlflow", name, version=MLFLOW_VERSION),
             },
             spec={
                 "replicas": args.replicas,
                 "strategy": strategy,
                 "selector": {"matchLabels": selector_labels("mlflow", name)},
                 "template": {
-                    "metadata": {"labels": labels("mlflow", name, version=args.image)},
+                    "metadata": {"labels": labels("mlflow", name, version=MLFLOW_VERSION)},
                     "spec": {
                         "automountServiceAccountToken": False,
                         "securityContext": pods.pod_security_context(MLFLOW_UID),

@@ -40,9 +40,10 @@ POSTGRES_IMAGE = "docker.io/library/postgres:17.6-bookworm"
 # pgsty/minio is a maintained, multi-arch rebuild of the same server. Configurable per stack.
 MINIO_IMAGE = "docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"
 MINIO_CLIENT_IMAGE = "docker.io/pgsty/mc:RELEASE.2025-08-13T08-35-41Z"
-# The community MLflow chart's image: multi-arch, with the Postgres and S3 drivers and the auth
-# extra the official ghcr.io/mlflow/mlflow image lacks. images/ builds our own when images.build.
-MLFLOW_IMAGE = "docker.io/burakince/mlflow:3.15.1"
+# The MLflow server runs naomi's own image (images/mlflow: the auth app, the Postgres and S3
+# drivers) built from the same MLflow release every client locks (uv.lock), so server and clients
+# agree on routes and host validation; tests check the three pins are equal.
+MLFLOW_VERSION = "3.17.2"
 REDIS_IMAGE = "docker.io/library/redis:7.4.6-alpine"
 FLYTE_IMAGE = "cr.flyte.org/flyteorg/flyte-binary-release:v1.16.8"
 
@@ -51,7 +52,7 @@ FLYTE_IMAGE = "cr.flyte.org/flyteorg/flyte-binary-release:v1.16.8"
 # otherwise these release builds (published by .github/workflows/images.yml) are used.
 NAOMI_VERSION = "0.1.0"
 NAOMI_IMAGE_REPOSITORY = "ghcr.io/naomi-mlops"
-NAOMI_IMAGES = ("naomi-ray", "naomi-workloads", "naomi-model-server")
+NAOMI_IMAGES = ("naomi-ray", "naomi-workloads", "naomi-model-server", "naomi-mlflow")
 PREBUILT_IMAGES = {name: f"{NAOMI_IMAGE_REPOSITORY}/{name}:{NAOMI_VERSION}" for name in NAOMI_IMAGES}
 IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64")
 
@@ -62,7 +63,6 @@ ARM64_CAPABLE_IMAGES = frozenset(
         POSTGRES_IMAGE,
         MINIO_IMAGE,
         MINIO_CLIENT_IMAGE,
-        MLFLOW_IMAGE,
         REDIS_IMAGE,
         FLYTE_IMAGE,
         RAY_IMAGES["arm64"],

@@ -36,6 +36,7 @@ from stacks.types import (
     MemoryQuantity,
     NodeRole,
     Pipeline,
+    PodCidr,
     Profile,
     SnapChannel,
     StackName,
@@ -136,6 +137,10 @@ class ClusterConfig(_Model):
     nodes: tuple[NodeSpec, ...] = ()
     kubeconfig: KubeconfigSettings = KubeconfigSettings()
     stack: StackReferenceSettings | None = None
+    pod_cidr: PodCidr = Field(
+        default="10.1.0.0/16",
+        description="the cluster's pod network (microk8s default 10.1.0.0/16; k3s 10.42.0.0/16, kind 10.244.0.0/16)",
+    )
 
     @model_validator(mode="after")
     def _inventory_rules(self) -> ClusterConfig:

@@ -142,7 +142,7 @@ def storage_consumers(config: StackConfig) -> dict[str, tuple[str, ...]]:
     return {consumer: tuple(b for b in names if b in buckets) for consumer, names in wanted.items() if names}
 
 
-def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
+def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -> Platform:
     assert config.gateway is not None  # required by the config model when the platform is on
     opts = pulumi.ResourceOptions(provider=access.provider)
     profile = PROFILES[config.profile]
@@ -285,6 +285,8 @@ def platform_layer(config: StackConfig, access: ClusterAccess) -> Platform:
                 object_store_endpoint=object_store.endpoint,
                 object_store_secret=object_store.consumer_secret("mlflow"),
                 external_host=gateway_config.address,
+                image=images.refs["naomi-mlflow"],
+                pod_cidr=config.cluster.pod_cidr,
                 monitoring_release=monitoring_release,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres]),
@@ -572,7 +574,7 @@ def main() -> None:
             ),
         )
         pulumi.export("images", images.refs)
-        platform = platform_layer(config, access)
+        platform = platform_layer(config, access, images)
         serving_layer(config, access, platform, images)
         workloads_layer(config, access, platform, images)
         export_platform(platform)

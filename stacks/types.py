@@ -48,6 +48,20 @@ def _check_cron(value: str) -> str:
     return value
 
 
+def _check_pod_cidr(value: str) -> str:
+    """An IPv4 network of at least /8 (MLflow's host validation matches pod IPs by octets)."""
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError("must be an IPv4 network such as '10.1.0.0/16' (host bits zero)") from None
+    if network.version != 4 or network.prefixlen < 8:
+        raise ValueError("must be an IPv4 network with a prefix of at least /8, such as '10.1.0.0/16'")
+    return value
+
+
+PodCidr = Annotated[str, AfterValidator(_check_pod_cidr)]
+"""The cluster's pod network, IPv4 CIDR."""
+
 Host = Annotated[str, AfterValidator(_check_host)]
 """An address users and nodes can reach: IP address or DNS name."""
 

@@ -290,6 +290,7 @@ def test_replicated_mlflow_gets_a_disruption_budget() -> None:
                 object_store_endpoint="http://s3:9000",
                 object_store_secret="s3",
                 external_host="10.0.0.5",
+                image="ghcr.io/naomi-mlops/naomi-mlflow:0.1.0",
                 replicas=2,
             ),
         )
