@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import pods
-from infra.namespace import allow_from_platform
+from infra.contract import ClusterNetwork, Contract, Flow, Pods, Reachable, Route, ScrapeTarget, tcp
 from infra.naming import labels
 from infra.profiles import Resources
 from infra.versions import FLYTE_BINARY, FLYTE_IMAGE, POSTGRES_IMAGE
@@ -33,6 +33,11 @@ TASK_MLFLOW_SECRET = "flyte-task-mlflow"  # MLFLOW_TRACKING_* for pipeline tasks
 PROJECT = "naomi"
 DB_SECRET_MOUNT = "/var/run/secrets/flyte-db"
 METRICS_PORT = 10254
+# The chart's pod labels (flyte-binary v1.16.8 templates/_helpers.tpl selectorLabels).
+FLYTE_LABELS = {"app.kubernetes.io/name": "flyte-binary", "app.kubernetes.io/instance": RELEASE}
+# Flyte puts `default-labels` on every task pod (flyteplugins v1.16.8
+# go/tasks/pluginmachinery/flytek8s/config/config.go DefaultLabels); policies select them by it.
+TASK_LABELS = {"naomi.io/flyte-task": "true"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +60,11 @@ class FlyteArgs:
     object_store_endpoint: pulumi.Input[str]
     object_store_secret: pulumi.Input[str]
     object_store_credentials: pulumi.Input[dict[str, str]]  # secret: copied for task pods
+    database: Reachable
+    object_store: Reachable
+    mlflow: Reachable | None
+    network: ClusterNetwork
+    ray_operator: Pods | None = None  # KubeRay's operator pods (RayJobs of Ray tasks)
     bucket: str = "flyte"
     task_defaults: TaskDefaults = TaskDefaults()
     monitoring_release: pulumi.Resource | None = None
@@ -102,6 +112,7 @@ def flyte_values(
                 "plugins": {
                     "k8s": {
                         "inject-finalizer": True,
+                        "default-labels": dict(TASK_LABELS),
                         "default-env-vars": [
                             {"FLYTE_AWS_ENDPOINT": endpoint},
                             {"AWS_ENDPOINT_URL": endpoint},
@@ -118,7 +129,13 @@ def flyte_values(
                         },
                         "default-security-context": restricted,
                     },
-                    "ray": {"ttlSecondsAfterFinished": 3600, "includeDashboard": True},
+                    # The head Service of each RayJob: ClusterIP (Flyte's default is NodePort,
+                    # flyteplugins v1.16.8 go/tasks/plugins/k8s/ray/config.go defaultConfig).
+                    "ray": {
+                        "ttlSecondsAfterFinished": 3600,
+                        "includeDashboard": True,
+                        "serviceType": "ClusterIP",
+                    },
                 },
                 "task_resources": {
                     "defaults": {"cpu": defaults.cpu, "memory": defaults.memory},
@@ -166,11 +183,16 @@ def flyte_values(
                 }
             ],
             "extraVolumeMounts": [{"name": "db", "mountPath": DB_SECRET_MOUNT, "readOnly": True}],
+            # The chart passes everything but `enabled` through as the pod securityContext
+            # (flyte-binary v1.16.8 templates/deployment.yaml); `restricted` needs runAsNonRoot
+            # and a seccomp profile, which its defaults lack.
             "podSecurityContext": {
                 "enabled": True,
+                "runAsNonRoot": True,
                 "runAsUser": 65534,
                 "runAsGroup": 65534,
                 "fsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
             },
             "securityContext": restricted,
             "waitForDB": {
@@ -281,8 +303,60 @@ class Flyte(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, args.monitoring_release]),
             )
-        # The registration Job and the trigger receiver (workloads namespace) use the gRPC API.
-        allow_from_platform(
-            f"{name}-grpc", args.namespace, {"app.kubernetes.io/name": "flyte-binary"}, GRPC_PORT, child
-        )
+        self.pods = Pods(args.namespace, FLYTE_LABELS, "flyte-binary")
+        self.contract = flyte_contract(args, self.pods, monitored=args.monitoring_release is not None)
         self.register_outputs({})
+
+    def client(self, pods: Pods, why: str) -> Flow:
+        """FlyteAdmin's gRPC API (registration, FlyteRemote)."""
+        return Flow(pods, self.pods, tcp("grpc"), f"{why}: FlyteAdmin gRPC")
+
+
+def flyte_contract(args: FlyteArgs, flyte: Pods, *, monitored: bool) -> Contract:
+    """flyte-binary's backends and the API server; the task pods' and Ray task pods' needs."""
+    tasks = Pods(args.workloads_namespace, TASK_LABELS, "flyte-tasks")
+    ray_nodes = Pods(args.workloads_namespace, {"ray.io/is-ray-node": "yes"}, "flyte-ray-nodes")
+    ray_heads = Pods(args.workloads_namespace, {"ray.io/node-type": "head"}, "flyte-ray-heads")
+    flows = [
+        args.database.client(flyte, "Flyte admin and propeller state"),
+        args.object_store.client(flyte, "Flyte metadata and raw data"),
+        args.network.to_api_server(flyte, "propeller creates task pods and RayJobs; admin reads namespaces"),
+        Flow(
+            args.network.control_plane_addresses,
+            flyte,
+            tcp("webhook"),
+            "the API server calls Flyte's pod webhook (secret injection) on pod creation",
+            "flyteorg/flyte v1.16.8 flytepropeller/pkg/webhook (MutatingWebhookConfiguration made at start)",
+        ),
+        args.object_store.client(tasks, "task inputs, outputs and datasets"),
+        args.object_store.client(ray_nodes, "Ray task data and Ray Train checkpoints"),
+    ]
+    if args.mlflow is not None:
+        flows += [
+            args.mlflow.client(tasks, "training tasks register models"),
+            args.mlflow.client(ray_nodes, "Ray training logs runs"),
+        ]
+    if args.ray_operator is not None:
+        flows.append(
+            Flow(
+                args.ray_operator,
+                ray_heads,
+                tcp(8265),
+                "KubeRay follows each Ray task's RayJob through its head's dashboard",
+                "ray-project/kuberay v1.7.0 ray-operator/controllers/ray/rayjob_controller.go",
+            )
+        )
+    route = Route(
+        name="flyte",
+        prefix="/console",
+        extra_prefixes=("/api", "/v1", "/healthcheck", "/config"),
+        service=HTTP_SERVICE,
+        port=HTTP_PORT,
+        backend=flyte,
+        target_port="http",
+    )
+    return Contract(
+        routes=(route,),
+        flows=tuple(flows),
+        scrape_targets=(ScrapeTarget(flyte, METRICS_PORT),) if monitored else (),
+    )

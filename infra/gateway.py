@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
+from infra.contract import ClusterNetwork, Contract, Flow, Pods, Route, tcp
 from infra.naming import PART_OF, labels
 from infra.profiles import Resources
 from infra.versions import TRAEFIK
@@ -28,28 +29,8 @@ CONTAINER_PORT = 8443
 TLS_SECRET = "gateway-tls"
 USERS_SECRET = "gateway-users"
 AUTH_MIDDLEWARE = "basic-auth"
-API_SERVER_PORTS = (443, 6443, 16443)  # managed clusters, kubeadm/k3s, microk8s
-
-
-@dataclass(frozen=True, kw_only=True)
-class Route:
-    """`https://<address>:<port><prefix>` -> `<service>.<namespace>:<port>`."""
-
-    name: str
-    prefix: str
-    namespace: str
-    service: str
-    port: int
-    pod_selector: dict[str, str]
-    auth: bool = True  # False only for services with their own login (MLflow, Grafana)
-    strip_prefix: bool = False
-    extra_prefixes: tuple[str, ...] = ()  # more paths to the same service (Flyte: /console, /api, ...)
-
-    def __post_init__(self) -> None:
-        if not self.prefix.startswith("/") or self.prefix.endswith("/"):
-            raise ValueError(
-                f"Route {self.name}: prefix must start and not end with '/' (got {self.prefix!r})"
-            )
+# The chart's pod labels (traefik 41.3.0 templates/_helpers.tpl traefik.labelselector).
+TRAEFIK_LABELS = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "traefik-naomi-gateway"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +49,7 @@ class GatewayArgs:
     routes: tuple[Route, ...] = ()
     tls_mode: Literal["generated-ca", "provided"] = "generated-ca"
     provided: ProvidedCertificate | None = None
+    network: ClusterNetwork
     extra_values: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +67,22 @@ class GatewayArgs:
     def base_url(self) -> str:
         return self.url(self.address, self.node_port)
 
+    @property
+    def pods(self) -> Pods:
+        return Pods(self.namespace, TRAEFIK_LABELS, "traefik")
+
+    @property
+    def watched_namespaces(self) -> list[str]:
+        """Where Traefik's CRD provider looks: its own namespace and every route's.
+
+        Traefik v3 resolves an IngressRoute's Service only inside the watched namespaces ("namespace
+        is not within watched namespaces", traefik/traefik v3.7 pkg/provider/kubernetes/crd/client.go
+        GetService/isWatchedNamespace), so each backend namespace must be listed; the chart's
+        ClusterRole (`rbac.namespaced: false`, traefik-helm-chart v41.3.0 templates/rbac/) grants
+        the reads there.
+        """
+        return sorted({self.namespace, *(route.namespace for route in self.routes)})
+
     @staticmethod
     def url(address: str, port: int) -> str:
         host = f"[{address}]" if ":" in address else address
@@ -97,7 +95,11 @@ def traefik_values(args: GatewayArgs) -> dict[str, Any]:
         "deployment": {"replicas": 1},
         "ingressClass": {"enabled": False},
         "providers": {
-            "kubernetesCRD": {"enabled": True, "allowCrossNamespace": True, "namespaces": [args.namespace]},
+            "kubernetesCRD": {
+                "enabled": True,
+                "allowCrossNamespace": True,
+                "namespaces": args.watched_namespaces,
+            },
             "kubernetesIngress": {"enabled": False},
         },
         "ingressRoute": {"dashboard": {"enabled": False}},
@@ -147,6 +149,7 @@ class Gateway(pulumi.ComponentResource):
     base_url: str
     ca_certificate: pulumi.Output[str]
     users: pulumi.Output[dict[str, str]]
+    contract: Contract
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:platform:Gateway", name, None, opts)
@@ -232,7 +235,7 @@ class Gateway(pulumi.ComponentResource):
         )
         for route in args.routes:
             self._route(name, args, route, after_release)
-        self._network_policy(name, args, child)
+        self.contract = gateway_contract(args)
         self.register_outputs({"baseUrl": self.base_url, "caCertificate": self.ca_certificate})
 
     def _certificate(
@@ -320,44 +323,21 @@ class Gateway(pulumi.ComponentResource):
             },
             opts=opts,
         )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-{route.name}-from-gateway",
-            metadata={
-                "name": f"allow-gateway-to-{route.name}",
-                "namespace": route.namespace,
-                "labels": labels("gateway", name),
-            },
-            spec={
-                "podSelector": {"matchLabels": route.pod_selector},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": args.namespace}
-                                },
-                                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
-                            }
-                        ],
-                    }
-                ],
-            },
-            opts=opts,
-        )
 
-    def _network_policy(self, name: str, args: GatewayArgs, child: pulumi.ResourceOptions) -> None:
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-traefik",
-            metadata={"name": "traefik", "namespace": args.namespace, "labels": labels("gateway", name)},
-            spec={
-                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
-                "egress": [
-                    {"to": [{"namespaceSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}]},
-                    {"ports": [{"protocol": "TCP", "port": port} for port in API_SERVER_PORTS]},
-                ],
-            },
-            opts=child,
-        )
+
+def gateway_contract(args: GatewayArgs) -> Contract:
+    """Users reach Traefik's websecure port; Traefik reaches every route's pods and the API server."""
+    traefik = args.pods
+    flows = [
+        Flow(args.network.outside, traefik, tcp(CONTAINER_PORT), "users reach the gateway (NodePort)"),
+        args.network.to_api_server(
+            traefik,
+            "the CRD provider watches IngressRoutes, Middlewares, Services, EndpointSlices and Secrets",
+            "traefik/traefik v3.7 pkg/provider/kubernetes/crd",
+        ),
+        *(
+            Flow(traefik, route.backend, tcp(route.pod_port), f"gateway route {route.prefix}")
+            for route in args.routes
+        ),
+    ]
+    return Contract(flows=tuple(flows))

@@ -25,7 +25,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
-from infra.namespace import allow_from_platform
+from infra.contract import Contract, Flow, Pods, Reachable, Route, ScrapeTarget, tcp
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
 from infra.versions import MLFLOW_VERSION
@@ -111,12 +111,14 @@ def auth_ini(*, database_uri: str, admin_password: str, admin_username: str = "a
 
 @dataclass(frozen=True, kw_only=True)
 class MlflowArgs:
-    namespace: pulumi.Input[str]
+    namespace: str
     resources: Resources
     backend_uri_secret: pulumi.Input[str]  # Secret with key `uri` (tracking database)
     auth_database_uri: pulumi.Input[str]  # secret Output: users database
     object_store_endpoint: pulumi.Input[str]
     object_store_secret: pulumi.Input[str]
+    database: Reachable  # Postgres (tracking and auth databases)
+    object_store: Reachable  # artifacts (--serve-artifacts)
     bucket: str = "mlflow"
     external_host: str
     static_prefix: str = "/mlflow"
@@ -267,7 +269,25 @@ class Mlflow(pulumi.ComponentResource):
                 spec={"minAvailable": 1, "selector": {"matchLabels": selector_labels("mlflow", name)}},
                 opts=child,
             )
-        allow_from_platform(name, args.namespace, selector_labels("mlflow", name), PORT, child)
+        self.pods = Pods(args.namespace, selector_labels("mlflow", name), "mlflow")
+        self.contract = Contract(
+            routes=(
+                Route(
+                    name="mlflow",
+                    prefix=args.static_prefix or "/mlflow",
+                    service=name,
+                    port=PORT,
+                    backend=self.pods,
+                    target_port="http",
+                    auth=False,  # MLflow's own basic auth
+                ),
+            ),
+            flows=(
+                args.database.client(self.pods, "MLflow tracking and auth stores"),
+                args.object_store.client(self.pods, "MLflow artifacts (proxied)"),
+            ),
+            scrape_targets=(ScrapeTarget(self.pods, "http"),) if args.monitoring_release is not None else (),
+        )
         if args.monitoring_release is not None:
             credential = {"name": config.metadata.name}
             k8s.apiextensions.CustomResource(
@@ -294,6 +314,10 @@ class Mlflow(pulumi.ComponentResource):
             )
         self.url = pulumi.Output.concat("http://", in_cluster, f":{PORT}", args.static_prefix)
         self.register_outputs({"url": self.url, "adminSecret": self.admin_secret})
+
+    def client(self, pods: Pods, why: str) -> Flow:
+        """The flow a client needs to reach MLflow's API."""
+        return Flow(pods, self.pods, tcp("http"), f"{why}: MLflow API")
 
 
 def client_secret(

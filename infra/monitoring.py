@@ -21,6 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.contract import ClusterNetwork, Contract, Flow, Pods, Route, ScrapeTarget, tcp
 from infra.naming import labels
 from infra.profiles import Resources
 from infra.versions import KUBE_PROMETHEUS_STACK, RAY_VERSION
@@ -43,6 +44,123 @@ class MonitoringArgs:
     operator: Resources
     kube_state_metrics: Resources
     trigger_webhook_url: str | None = None  # the retraining-trigger receiver (workloads layer)
+    network: ClusterNetwork
+
+
+KUBELET_PORT = 10250  # kubelet /metrics, /metrics/cadvisor, /metrics/probes (https-metrics)
+COREDNS_METRICS_PORT = 9153
+
+
+def pods_of(namespace: str) -> dict[str, Pods]:
+    """The pods of the release by role, with the labels the chart and the operator give them.
+
+    Chart pods: kube-prometheus-stack 88.5.3 templates (operator `app: kube-prometheus-stack-operator`,
+    `release`), grafana 12.11.1 and kube-state-metrics 8.4.0 `app.kubernetes.io/name`/`instance`.
+    Prometheus and Alertmanager pods are made by prometheus-operator v0.93.1 from the Prometheus and
+    Alertmanager resources (pkg/prometheus/server/statefulset.go, pkg/alertmanager/statefulset.go:
+    `app.kubernetes.io/name: prometheus|alertmanager`).
+    """
+    return {
+        "prometheus": Pods(namespace, {"app.kubernetes.io/name": "prometheus"}, "prometheus"),
+        "alertmanager": Pods(namespace, {"app.kubernetes.io/name": "alertmanager"}, "alertmanager"),
+        "grafana": Pods(
+            namespace, {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": RELEASE}, "grafana"
+        ),
+        "operator": Pods(
+            namespace, {"app": "kube-prometheus-stack-operator", "release": RELEASE}, "prometheus-operator"
+        ),
+        "kube-state-metrics": Pods(
+            namespace,
+            {"app.kubernetes.io/name": "kube-state-metrics", "app.kubernetes.io/instance": RELEASE},
+            "kube-state-metrics",
+        ),
+        "admission-create": Pods(
+            namespace, {"app": "kube-prometheus-stack-admission-create"}, "admission-create"
+        ),
+        "admission-patch": Pods(
+            namespace, {"app": "kube-prometheus-stack-admission-patch"}, "admission-patch"
+        ),
+    }
+
+
+def monitoring_contract(args: MonitoringArgs) -> Contract:
+    """Prometheus' own targets (kubelets, CoreDNS, the API server), the controllers' API access,
+    the operator's admission webhook, and the three UIs behind the gateway."""
+    pods = pods_of(args.namespace)
+    network = args.network
+    prometheus = pods["prometheus"]
+    flows = [
+        network.to_api_server(prometheus, "Kubernetes service discovery and the apiserver job"),
+        Flow(
+            prometheus,
+            network.node_addresses,
+            tcp(KUBELET_PORT),
+            "the kubelet and cAdvisor jobs scrape every node's kubelet",
+            "kube-prometheus-stack 88.5.3 templates/exporters/kubelet/servicemonitor.yaml",
+        ),
+        Flow(
+            prometheus,
+            Pods("kube-system", {"k8s-app": "kube-dns"}, "kube-dns"),
+            tcp(COREDNS_METRICS_PORT),
+            "the coreDns job scrapes CoreDNS",
+            "kube-prometheus-stack 88.5.3 templates/exporters/core-dns/servicemonitor.yaml",
+        ),
+        network.to_api_server(
+            pods["operator"], "prometheus-operator reconciles Prometheus, Alertmanager and monitors"
+        ),
+        Flow(
+            network.control_plane_addresses,
+            pods["operator"],
+            tcp("https"),
+            "the API server calls the PrometheusRule/AlertmanagerConfig admission webhooks",
+            "kube-prometheus-stack 88.5.3 templates/prometheus-operator/admission-webhooks/",
+        ),
+        network.to_api_server(pods["kube-state-metrics"], "kube-state-metrics lists every object it reports"),
+        network.to_api_server(
+            pods["grafana"], "Grafana's sidecars watch dashboard and datasource ConfigMaps"
+        ),
+        network.to_api_server(
+            pods["admission-create"], "the hook Job creates the webhook certificate Secret"
+        ),
+        network.to_api_server(pods["admission-patch"], "the hook Job patches the webhook CA bundle"),
+    ]
+    routes = (
+        Route(
+            name="grafana",
+            prefix="/grafana",
+            service=f"{RELEASE}-grafana",
+            port=80,
+            backend=pods["grafana"],
+            target_port="grafana",
+            auth=False,  # Grafana's own login (admin from a Secret, anonymous off)
+        ),
+        Route(
+            name="prometheus",
+            prefix="/prometheus",
+            service=f"{RELEASE}-kube-prometheus-prometheus",
+            port=9090,
+            backend=prometheus,
+        ),
+        Route(
+            name="alertmanager",
+            prefix="/alertmanager",
+            service=f"{RELEASE}-kube-prometheus-alertmanager",
+            port=9093,
+            backend=pods["alertmanager"],
+        ),
+    )
+    return Contract(routes=routes, flows=tuple(flows))
+
+
+def scrape_flows(namespace: str, targets: tuple[ScrapeTarget, ...]) -> tuple[Flow, ...]:
+    """Prometheus reaches every scrape target the components declare."""
+    prometheus = pods_of(namespace)["prometheus"]
+    return tuple(
+        Flow(
+            prometheus, target.pods, tcp(target.port), f"Prometheus scrapes {target.pods.name} {target.path}"
+        )
+        for target in targets
+    )
 
 
 def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
@@ -253,6 +371,7 @@ class Monitoring(pulumi.ComponentResource):
 
     release: k8s.helm.v3.Release
     grafana_admin: pulumi.Output[dict[str, str]]
+    contract: Contract
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:platform:Monitoring", name, None, opts)
@@ -300,4 +419,6 @@ class Monitoring(pulumi.ComponentResource):
                 data={file_name: content},
                 opts=child,
             )
+        self.pods = pods_of(args.namespace)
+        self.contract = monitoring_contract(args)
         self.register_outputs({"grafanaAdmin": self.grafana_admin})

@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
-from infra.namespace import allow_from_platform
+from infra.contract import Addresses, Contract, Flow, Pods, Route, tcp
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
 from infra.versions import MINIO_CLIENT_IMAGE, MINIO_IMAGE
@@ -40,7 +40,7 @@ class ExternalS3:
 
 @dataclass(frozen=True, kw_only=True)
 class ObjectStoreArgs:
-    namespace: pulumi.Input[str]
+    namespace: str
     mode: Literal["minio", "external"] = "minio"
     buckets: tuple[str, ...] = ("datasets", "mlflow", "flyte", "ray", "backups")
     image: str = MINIO_IMAGE
@@ -50,6 +50,7 @@ class ObjectStoreArgs:
     job_resources: Resources
     external: ExternalS3 | None = None
     console_url: str | None = None  # the console's public URL behind the gateway
+    pod_cidr: str = "10.1.0.0/16"  # external mode: egress to the endpoint goes anywhere but here
     # consumer -> the buckets its credentials may use (read and write)
     consumers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -83,6 +84,26 @@ class ObjectStore(pulumi.ComponentResource):
         super().__init__("naomi:platform:ObjectStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.console_url = args.console_url if args.mode == "minio" else None
+        self._args = args
+        self.pods = Pods(args.namespace, selector_labels("object-store", name), "object-store")
+        self.contract = Contract(
+            routes=(
+                Route(
+                    name="object-store-console",
+                    prefix="/minio",
+                    service=name,
+                    port=CONSOLE_PORT,
+                    backend=self.pods,
+                    target_port="console",
+                    strip_prefix=True,
+                ),
+            )
+            if args.mode == "minio"
+            else (),
+            flows=(self.client(self.pods_named("object-store-buckets", name), "bucket and user setup Job"),)
+            if args.mode == "minio"
+            else (),
+        )
         if args.mode == "external":
             assert args.external is not None
             access_key: pulumi.Input[str] = args.external.access_key
@@ -167,7 +188,6 @@ class ObjectStore(pulumi.ComponentResource):
             volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
             opts=child,
         )
-        allow_from_platform(name, args.namespace, selector_labels("object-store", name), S3_PORT, child)
         self.endpoint = pulumi.Output.concat(
             "http://", service.metadata.name, ".", args.namespace, f".svc.cluster.local:{S3_PORT}"
         )
@@ -268,6 +288,18 @@ class ObjectStore(pulumi.ComponentResource):
         )
         return secret.metadata.name, pulumi.Output.secret(keys)
 
+    def pods_named(self, component: str, instance: str) -> Pods:
+        return Pods(self._args.namespace, selector_labels(component, instance), component)
+
+    def client(self, pods: Pods, why: str) -> Flow:
+        """The flow a consumer needs to reach the S3 API (the server's pods, or the external endpoint)."""
+        if self._args.mode == "external":
+            assert self._args.external is not None
+            port = _port_of(self._args.external.endpoint)
+            outside = Addresses("external S3", ("0.0.0.0/0",), excluded=(self._args.pod_cidr,))
+            return Flow(pods, outside, tcp(port), f"{why}: S3 API at {self._args.external.endpoint}")
+        return Flow(pods, self.pods, tcp("s3"), f"{why}: S3 API")
+
     def consumer_secret(self, consumer: str) -> pulumi.Output[str]:
         """Name of the consumer's Secret (`accessKey`, `secretKey`), limited to its buckets."""
         return self._consumer(consumer)[0]
@@ -282,3 +314,10 @@ class ObjectStore(pulumi.ComponentResource):
                 f"no object-store consumer {consumer!r}; consumers: {', '.join(sorted(self._consumers))}"
             )
         return self._consumers[consumer]
+
+
+def _port_of(endpoint: str) -> int:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    return parts.port or (443 if parts.scheme == "https" else 80)

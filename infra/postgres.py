@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
+from infra.contract import Contract, Flow, Pods, Reachable, tcp
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
 from infra.versions import MINIO_CLIENT_IMAGE, POSTGRES_IMAGE
@@ -35,12 +36,13 @@ class BackupTarget:
 
     endpoint: pulumi.Input[str]
     credentials_secret: pulumi.Input[str]
+    store: Reachable  # the object store (its client flow)
     bucket: str = "backups"
 
 
 @dataclass(frozen=True, kw_only=True)
 class PostgresArgs:
-    namespace: pulumi.Input[str]
+    namespace: str
     consumers: tuple[str, ...]
     resources: Resources
     job_resources: Resources
@@ -158,9 +160,26 @@ class Postgres(pulumi.ComponentResource):
             )
 
         self._databases_job(name, args, superuser_env, consumer_env, child)
+        self.pods = Pods(args.namespace, selector_labels("postgres", name), "postgres")
+        flows = [
+            self.client(
+                Pods(args.namespace, selector_labels("postgres-databases", name), "postgres-databases"),
+                "database and role setup Job",
+            )
+        ]
         if args.backup is not None:
             self._backup_cronjob(name, args, args.backup, superuser_env, child)
+            backup_pods = Pods(args.namespace, selector_labels("postgres-backup", name), "postgres-backup")
+            flows += [
+                self.client(backup_pods, "nightly pg_dump"),
+                args.backup.store.client(backup_pods, "backup upload"),
+            ]
+        self.contract = Contract(flows=tuple(flows))
         self.register_outputs({"host": self.host})
+
+    def client(self, pods: Pods, why: str) -> Flow:
+        """The flow a consumer needs to reach Postgres."""
+        return Flow(pods, self.pods, tcp("postgres"), f"{why}: Postgres")
 
     def consumer_secret(self, consumer: str) -> pulumi.Output[str]:
         """Name of the Secret with `username`, `password`, `database`, `host`, `port`, `uri`."""

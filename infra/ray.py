@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
+from infra.contract import ClusterNetwork, Contract, Flow, Pods, Route, ScrapeTarget, tcp
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
 from infra.quantities import cpu_cores, memory_bytes
@@ -55,6 +56,7 @@ class RayPlatformArgs:
     cluster_name: str = "ray"
     gcs_fault_tolerance: bool = False
     redis: Resources | None = None
+    network: ClusterNetwork | None = None  # required by RayPlatform (not by the pod builders)
     # The kube-prometheus-stack release: ServiceMonitor/PodMonitor need its CRDs first.
     monitoring_release: pulumi.Resource | None = None
 
@@ -204,6 +206,54 @@ def cluster_spec(head: dict[str, Any], workers: list[dict[str, Any]]) -> dict[st
     }
 
 
+# The operator's pod labels (kuberay-operator 1.7.0 chart templates/_helpers.tpl), and the labels
+# KubeRay puts on every Ray pod (kuberay v1.7.0 ray-operator/controllers/ray/common/pod.go
+# labelPod: ray.io/cluster, ray.io/node-type, ray.io/group, ...).
+OPERATOR_LABELS = {
+    "app.kubernetes.io/name": "kuberay-operator",
+    "app.kubernetes.io/instance": "kuberay-operator",
+}
+
+
+def head_pods(namespace: str, cluster: str) -> Pods:
+    return Pods(namespace, {"ray.io/cluster": cluster, "ray.io/node-type": "head"}, f"{cluster}-head")
+
+
+def worker_pods(namespace: str, cluster: str) -> Pods:
+    return Pods(namespace, {"ray.io/cluster": cluster, "ray.io/node-type": "worker"}, f"{cluster}-workers")
+
+
+def managed_cluster_flows(
+    operator: Pods, network: ClusterNetwork, head: Pods, *, autoscaling: bool
+) -> tuple[Flow, ...]:
+    """What a Ray cluster managed by KubeRay needs beyond its namespace.
+
+    The operator calls the head's dashboard through the head Service (kuberay v1.7.0
+    ray-operator/controllers/ray/utils/util.go FetchHeadServiceURL; rayjob_controller.go and
+    rayservice_controller.go use it for job status and Serve configs); the in-tree autoscaler
+    sidecar in the head pod lists and patches pods through the API server.
+    """
+    cluster = head.name.removesuffix("-head")
+    flows = [
+        Flow(
+            operator,
+            head,
+            tcp(DASHBOARD_PORT),
+            f"KubeRay manages Ray cluster {cluster} through its dashboard API",
+            "ray-project/kuberay v1.7.0 ray-operator/controllers/ray/utils/util.go FetchHeadServiceURL",
+        )
+    ]
+    if autoscaling:
+        flows.append(
+            network.to_api_server(
+                head,
+                f"the autoscaler of {cluster} scales its worker pods",
+                "ray-project/kuberay v1.7.0 ray-operator/controllers/ray/common/pod.go BuildAutoscalerContainer",
+            )
+        )
+    return tuple(flows)
+
+
 def operator_values(args: RayPlatformArgs) -> dict[str, Any]:
     return {
         "resources": args.operator.spec(),
@@ -221,6 +271,9 @@ class RayPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RayPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:platform:RayPlatform", name, None, opts)
+        if args.network is None:
+            raise ValueError("RayPlatformArgs.network is required for the Ray platform (its flows)")
+        network = args.network
         child = pulumi.ResourceOptions(parent=self)
         # Helm release: the chart installs the ray.io CRDs before the operator; our RayCluster
         # depends on the release, so it is created only once the CRD exists.
@@ -259,7 +312,40 @@ class RayPlatform(pulumi.ComponentResource):
         self.head_service = f"{args.cluster_name}-head-svc"
         if args.monitoring_release is not None:
             self._monitors(name, args, args.monitoring_release)
+        self.operator_pods = Pods(args.namespace, OPERATOR_LABELS, "kuberay-operator")
+        self.network = network
+        head = head_pods(args.namespace, args.cluster_name)
+        self.contract = Contract(
+            routes=(
+                Route(
+                    name="ray-dashboard",
+                    prefix="/ray",
+                    service=self.head_service,
+                    port=DASHBOARD_PORT,
+                    backend=head,
+                    strip_prefix=True,
+                ),
+            ),
+            flows=(
+                args.network.to_api_server(
+                    self.operator_pods, "KubeRay watches and creates Ray pods and Services"
+                ),
+                *self.manages(head, autoscaling=True),
+            ),
+            scrape_targets=(
+                (
+                    ScrapeTarget(head, METRICS_PORT),
+                    ScrapeTarget(worker_pods(args.namespace, args.cluster_name), METRICS_PORT),
+                )
+                if args.monitoring_release is not None
+                else ()
+            ),
+        )
         self.register_outputs({"headService": self.head_service})
+
+    def manages(self, head: Pods, *, autoscaling: bool) -> tuple[Flow, ...]:
+        """The flows a Ray cluster (its head pods) needs from this operator and its autoscaler."""
+        return managed_cluster_flows(self.operator_pods, self.network, head, autoscaling=autoscaling)
 
     def _redis(
         self, name: str, args: RayPlatformArgs, resources: Resources, child: pulumi.ResourceOptions

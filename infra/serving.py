@@ -20,11 +20,19 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from infra import pods
-from infra.gateway import Route
+from infra.contract import Contract, Pods, Reachable, Route, ScrapeTarget
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
 from infra.quantities import cpu_cores
-from infra.ray import RayPlatformArgs, RayPool, cluster_spec, head_group, worker_group
+from infra.ray import (
+    METRICS_PORT,
+    RayPlatform,
+    RayPlatformArgs,
+    RayPool,
+    cluster_spec,
+    head_group,
+    worker_group,
+)
 
 # Registered model name -> its Ray Serve application (a builder taking the args below).
 SERVE_APPS = {
@@ -87,10 +95,9 @@ def route(spec: ModelSpec, namespace: str) -> Route:
     return Route(
         name=f"serving-{spec.name}",
         prefix=f"/serving/{spec.name}",
-        namespace=namespace,
         service=spec.service,
         port=spec.port,
-        pod_selector=pod_selector(spec),
+        backend=Pods(namespace, pod_selector(spec), f"serving-{spec.name}"),
         strip_prefix=True,
     )
 
@@ -197,11 +204,12 @@ class ServedModelArgs:
     namespace: str
     image: pulumi.Input[str]  # naomi-ray for ray-serve, naomi-model-server for deployment
     head: Resources
-    ray_operator: pulumi.Resource | None = None  # the RayService CRD comes with the KubeRay release
+    mlflow: Reachable  # models are read from the registry
+    ray: RayPlatform | None = None  # ray-serve: KubeRay (its release brings the RayService CRD)
     monitoring_release: pulumi.Resource | None = None
 
     def __post_init__(self) -> None:
-        if self.spec.runtime == "ray-serve" and self.ray_operator is None:
+        if self.spec.runtime == "ray-serve" and self.ray is None:
             raise ValueError(
                 f"ServedModelArgs {self.spec.name}: runtime 'ray-serve' needs the Ray platform (ray.enabled)"
             )
@@ -224,9 +232,7 @@ class ServedModel(pulumi.ComponentResource):
                     "labels": labels("rayservice", spec.name),
                 },
                 spec=ray_service_spec(spec, args.head, args.image),
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[args.ray_operator] if args.ray_operator else []
-                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.ray.operator] if args.ray else []),
             )
         else:
             self._deployment(name, args, child)
@@ -247,6 +253,7 @@ class ServedModel(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[args.monitoring_release]),
             )
+        self.contract = serving_contract(args)
         self.register_outputs({"service": spec.service, "modelUri": spec.model_uri})
 
     def _deployment(self, name: str, args: ServedModelArgs, child: pulumi.ResourceOptions) -> None:
@@ -292,3 +299,18 @@ class ServedModel(pulumi.ComponentResource):
                 },
                 opts=child,
             )
+
+
+def serving_contract(args: ServedModelArgs) -> Contract:
+    """The model's route, its pods' access to MLflow, KubeRay's access to its Ray cluster."""
+    spec = args.spec
+    served = route(spec, args.namespace)
+    flows = [args.mlflow.client(served.backend, f"served model {spec.name} reads the registry")]
+    if spec.runtime == "ray-serve":
+        assert args.ray is not None
+        # KubeRay names the RayService's cluster `<name>-<suffix>`: select it by our label.
+        head = Pods(args.namespace, {**pod_selector(spec), "ray.io/node-type": "head"}, f"{spec.name}-head")
+        flows += args.ray.manages(head, autoscaling=True)
+    metrics = METRICS_PORT if spec.runtime == "ray-serve" else "http"
+    targets = (ScrapeTarget(served.backend, metrics),) if args.monitoring_release is not None else ()
+    return Contract(routes=(served,), flows=tuple(flows), scrape_targets=targets)

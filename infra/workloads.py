@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
+from infra.contract import Contract, Flow, Pods, Reachable, tcp
 from infra.images import tree_hash
 from infra.mlflow import Mlflow, client_secret
 from infra.monitoring import TRIGGER_TOKEN_SECRET as TOKEN_SECRET
@@ -97,6 +98,9 @@ class WorkloadsArgs:
     object_store_endpoint: pulumi.Input[str]  # http(s)://host:port
     storage_secret: str  # S3 credentials Secret in `namespace` (Flyte's task storage Secret)
     mlflow: Mlflow
+    flyte: Reachable  # FlyteAdmin's gRPC API (registration, launches)
+    object_store: Reachable  # seed data
+    alertmanager: Pods | None = None  # who calls the trigger receiver
     job: Resources
     receiver: Resources
     monitoring_release: pulumi.Resource | None = None
@@ -173,6 +177,7 @@ class Workloads(pulumi.ComponentResource):
             self._seed(name, args, child)
         if args.triggers:
             self._triggers(name, args, child)
+        self.contract = workloads_contract(args)
         self.register_outputs({"version": args.version})
 
     def _config_map(
@@ -209,10 +214,13 @@ class Workloads(pulumi.ComponentResource):
             env=env,
             volumeMounts=mounts,
         )
-        template = pods.job_pod_template("workloads", job_name, UID, [container], volumes=volumes)
+        # `workloads-register` / `workloads-seed`: a name that survives version changes, so the
+        # NetworkPolicies selecting these pods stay the same when only the code changes.
+        component = job_name.rsplit("-", 1)[0]
+        template = pods.job_pod_template(component, job_name, UID, [container], volumes=volumes)
         k8s.batch.v1.Job(
             resource,
-            metadata={"name": job_name, "namespace": args.namespace, "labels": labels("workloads", job_name)},
+            metadata={"name": job_name, "namespace": args.namespace, "labels": labels(component, job_name)},
             spec={"backoffLimit": 6, "template": template},
             opts=opts,
         )
@@ -333,28 +341,6 @@ class Workloads(pulumi.ComponentResource):
             },
             opts=child,
         )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-receiver-from-alertmanager",
-            metadata={"name": "allow-alertmanager-to-trigger-receiver", "namespace": args.namespace},
-            spec={
-                "podSelector": {"matchLabels": selector},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": args.monitoring_namespace}
-                                },
-                                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}},
-                            }
-                        ],
-                        "ports": [{"protocol": "TCP", "port": RECEIVER_PORT}],
-                    }
-                ],
-            },
-            opts=child,
-        )
         k8s.apiextensions.CustomResource(
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
@@ -369,6 +355,27 @@ class Workloads(pulumi.ComponentResource):
                 parent=self, depends_on=[args.monitoring_release] if args.monitoring_release else []
             ),
         )
+
+
+def job_pods(namespace: str, component: str) -> Pods:
+    """Every run of a workloads Job (`workloads-register`, `workloads-seed`), whatever its version."""
+    return Pods(namespace, {"app.kubernetes.io/name": component}, component)
+
+
+def workloads_contract(args: WorkloadsArgs) -> Contract:
+    """The registration Job talks to FlyteAdmin, the seed Job to the object store, Alertmanager
+    to the trigger receiver, which launches workflows through FlyteAdmin."""
+    flows = [args.flyte.client(job_pods(args.namespace, "workloads-register"), "pipeline registration")]
+    if args.seed_data:
+        flows.append(args.object_store.client(job_pods(args.namespace, "workloads-seed"), "seed datasets"))
+    if args.triggers:
+        receiver = Pods(args.namespace, selector_labels(RECEIVER, RECEIVER), RECEIVER)
+        flows.append(args.flyte.client(receiver, "the trigger receiver launches retraining"))
+        if args.alertmanager is not None:
+            flows.append(
+                Flow(args.alertmanager, receiver, tcp("http"), "Alertmanager posts retraining alerts")
+            )
+    return Contract(flows=tuple(flows))
 
 
 def receiver_url(namespace: str) -> str:

@@ -26,9 +26,11 @@ import yaml
 FREE_FORM_VALUES: dict[str, tuple[str, ...]] = {
     # flyte-binary: `configuration.inline` is raw flyte config; `deployment.extraPodSpec` a PodSpec;
     # `deployment.resources` appears only as a comment in values.yaml; the plugin map
-    # `default-for-task-types` is keyed by task type (we add `ray`).
+    # `default-for-task-types` is keyed by task type (we add `ray`); `deployment.podSecurityContext`
+    # is passed through as the pod securityContext (templates/deployment.yaml: omit "enabled").
     "flyte-binary": (
         "configuration.inline",
+        "deployment.podSecurityContext",
         "deployment.extraPodSpec",
         "deployment.resources",
         "enabled_plugins.tasks.task-plugins.default-for-task-types",

@@ -38,6 +38,7 @@ from stacks.types import (
     Pipeline,
     PodCidr,
     Profile,
+    ServiceCidr,
     SnapChannel,
     StackName,
     TaintEffect,
@@ -140,6 +141,15 @@ class ClusterConfig(_Model):
     pod_cidr: PodCidr = Field(
         default="10.1.0.0/16",
         description="the cluster's pod network (microk8s default 10.1.0.0/16; k3s 10.42.0.0/16, kind 10.244.0.0/16)",
+    )
+    service_cidr: ServiceCidr = Field(
+        default="10.152.183.0/24",
+        description="the cluster's Service network (microk8s default 10.152.183.0/24; k3s 10.43.0.0/16, kind 10.96.0.0/12)",
+    )
+    node_cidrs: tuple[ServiceCidr, ...] = Field(
+        default=(),
+        description="where the nodes are (kubelet scrapes, API server); default: the microk8s inventory's "
+        "addresses, else the private ranges",
     )
 
     @model_validator(mode="after")

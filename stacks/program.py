@@ -16,25 +16,21 @@ from pulumi.runtime import config as runtime_config
 
 from hardware.cluster import MicroK8sCluster, MicroK8sClusterArgs
 from hardware.inventory import Node, Taint
+from infra.contract import ClusterNetwork, Contract, combine, dns_flows
 from infra.flyte import GRPC_PORT as FLYTE_GRPC_PORT
 from infra.flyte import GRPC_SERVICE as FLYTE_GRPC_SERVICE
-from infra.flyte import HTTP_PORT as FLYTE_HTTP_PORT
-from infra.flyte import HTTP_SERVICE as FLYTE_HTTP_SERVICE
 from infra.flyte import TASK_STORAGE_SECRET, Flyte, FlyteArgs
-from infra.gateway import Gateway, GatewayArgs, ProvidedCertificate, Route
+from infra.gateway import Gateway, GatewayArgs, ProvidedCertificate
 from infra.images import Images, ImagesArgs
-from infra.mlflow import PORT as MLFLOW_PORT
 from infra.mlflow import Mlflow, MlflowArgs, client_secret
-from infra.monitoring import RELEASE as MONITORING_RELEASE
-from infra.monitoring import Monitoring, MonitoringArgs
+from infra.monitoring import Monitoring, MonitoringArgs, scrape_flows
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
-from infra.naming import selector_labels
-from infra.object_store import CONSOLE_PORT, ExternalS3, ObjectStore, ObjectStoreArgs
+from infra.network import NetworkPolicies, NetworkPoliciesArgs
+from infra.object_store import ExternalS3, ObjectStore, ObjectStoreArgs
 from infra.postgres import BackupTarget, Postgres, PostgresArgs
 from infra.profiles import PROFILES
 from infra.ray import RayPlatform, RayPlatformArgs, RayPool
 from infra.serving import ModelSpec, ServedModel, ServedModelArgs
-from infra.serving import route as serving_route
 from infra.versions import MINIO_IMAGE
 from infra.workloads import MetricTrigger, Schedule, Workloads, WorkloadsArgs, receiver_url, workloads_version
 from stacks.config import ConfigError, StackConfig, load_stack_config
@@ -122,13 +118,71 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
 @dataclass(frozen=True)
 class Platform:
     namespaces: dict[str, PlatformNamespace]
+    network: ClusterNetwork
+    base_url: str
     object_store: ObjectStore
     postgres: Postgres
     mlflow: Mlflow | None
-    gateway: Gateway
     ray: RayPlatform | None
     flyte: Flyte | None
     monitoring: Monitoring | None
+
+    @property
+    def contracts(self) -> list[Contract]:
+        components = [self.object_store, self.postgres, self.mlflow, self.ray, self.flyte, self.monitoring]
+        return [component.contract for component in components if component is not None]
+
+
+def cluster_network(config: StackConfig) -> ClusterNetwork:
+    """The addresses flows need outside the pod network (nodes, API server), from config."""
+    cluster = config.cluster
+    if cluster.mode == "microk8s":
+
+        def host(address: str) -> str:
+            return f"{address}/32" if ":" not in address else f"{address}/128"
+
+        nodes = tuple(host(n.address) for n in cluster.nodes if _is_ip(n.address)) or PRIVATE_NETWORKS
+        planes = tuple(host(n.address) for n in cluster.control_planes if _is_ip(n.address)) or nodes
+        return ClusterNetwork(
+            pod_cidr=cluster.pod_cidr,
+            service_cidr=cluster.service_cidr,
+            nodes=nodes,
+            control_planes=planes,
+            api_server_ports=(443, 16443),  # the Service port; microk8s' kube-apiserver port
+            api_server_service=_first_address(cluster.service_cidr),
+        )
+    nodes = cluster.node_cidrs or PRIVATE_NETWORKS
+    return ClusterNetwork(
+        pod_cidr=cluster.pod_cidr,
+        service_cidr=cluster.service_cidr,
+        nodes=nodes,
+        control_planes=nodes,
+        api_server_ports=(443, 6443),  # the Service port; kubeadm/k3s/kind kube-apiserver port
+        api_server_service=_first_address(cluster.service_cidr),
+    )
+
+
+# Where nodes may be when config cannot say (a DNS-named inventory, an existing cluster): the
+# private ranges. Narrow them with naomi:cluster.nodeCidrs.
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
+
+def _is_ip(address: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_address(cidr: str) -> str:
+    """The `kubernetes` Service's ClusterIP: the first address of the service range."""
+    import ipaddress
+
+    network = ipaddress.ip_network(cidr)
+    return f"{network.network_address + 1}/32"
 
 
 def storage_consumers(config: StackConfig) -> dict[str, tuple[str, ...]]:
@@ -147,6 +201,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
     opts = pulumi.ResourceOptions(provider=access.provider)
     profile = PROFILES[config.profile]
     gateway_config = config.gateway
+    network = cluster_network(config)
     base_url = GatewayArgs.url(gateway_config.address, gateway_config.https_port)
     wanted = ["platform", "gateway", "workloads"]
     if config.ray.enabled:
@@ -155,20 +210,12 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
         wanted.append("monitoring")
     if config.layers.serving and config.serving.models:
         wanted.append("serving")
-    controllers = {"platform", "ray", "monitoring", "gateway"}
     namespaces = {
-        key: PlatformNamespace(
-            f"ns-{key}",
-            PlatformNamespaceArgs(
-                name=NAMESPACES[key],
-                api_server_egress=key in controllers,
-                scrape_from_namespace=NAMESPACES["monitoring"] if config.monitoring.enabled else None,
-            ),
-            opts=opts,
-        )
+        key: PlatformNamespace(f"ns-{key}", PlatformNamespaceArgs(name=NAMESPACES[key]), opts=opts)
         for key in wanted
     }
-    platform_ns = namespaces["platform"].name
+    platform_ns = NAMESPACES["platform"]
+    after_platform_ns = pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["platform"]])
 
     store = config.object_store
     external = None
@@ -195,8 +242,9 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             external=external,
             console_url=f"{base_url}/minio/" if store.mode == "minio" else None,
             consumers=storage_consumers(config),
+            pod_cidr=config.cluster.pod_cidr,
         ),
-        opts=opts,
+        opts=after_platform_ns,
     )
 
     consumers: list[str] = []
@@ -213,16 +261,17 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             job_resources=profile.helper,
             volume_size=config.postgres.size or profile.postgres_volume,
             backup=BackupTarget(
-                endpoint=object_store.endpoint, credentials_secret=object_store.consumer_secret("backup")
+                endpoint=object_store.endpoint,
+                credentials_secret=object_store.consumer_secret("backup"),
+                store=object_store,
             ),
             backup_schedule=config.postgres.backup.schedule,
             backup_retention_days=config.postgres.backup.retention_days,
         ),
-        opts=opts,
+        opts=after_platform_ns,
     )
 
     monitoring = None
-    monitoring_routes: list[Route] = []
     if config.monitoring.enabled:
         monitoring = Monitoring(
             "monitoring",
@@ -239,40 +288,12 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 trigger_webhook_url=receiver_url(NAMESPACES["workloads"])
                 if metric_triggers(config)
                 else None,
+                network=network,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["monitoring"]]),
         )
-        monitoring_ns = NAMESPACES["monitoring"]
-        monitoring_routes = [
-            Route(
-                name="grafana",
-                prefix="/grafana",
-                namespace=monitoring_ns,
-                service=f"{MONITORING_RELEASE}-grafana",
-                port=80,
-                pod_selector={"app.kubernetes.io/name": "grafana"},
-                auth=False,
-            ),
-            Route(
-                name="prometheus",
-                prefix="/prometheus",
-                namespace=monitoring_ns,
-                service=f"{MONITORING_RELEASE}-kube-prometheus-prometheus",
-                port=9090,
-                pod_selector={"app.kubernetes.io/name": "prometheus"},
-            ),
-            Route(
-                name="alertmanager",
-                prefix="/alertmanager",
-                namespace=monitoring_ns,
-                service=f"{MONITORING_RELEASE}-kube-prometheus-alertmanager",
-                port=9093,
-                pod_selector={"app.kubernetes.io/name": "alertmanager"},
-            ),
-        ]
 
     monitoring_release = monitoring.release if monitoring is not None else None
-    routes: list[Route] = list(monitoring_routes)
     mlflow = None
     if config.mlflow.enabled:
         mlflow = Mlflow(
@@ -284,35 +305,14 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 auth_database_uri=postgres.consumer_uri("mlflow_auth"),
                 object_store_endpoint=object_store.endpoint,
                 object_store_secret=object_store.consumer_secret("mlflow"),
+                database=postgres,
+                object_store=object_store,
                 external_host=gateway_config.address,
                 image=images.refs["naomi-mlflow"],
                 pod_cidr=config.cluster.pod_cidr,
                 monitoring_release=monitoring_release,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres]),
-        )
-        routes.append(
-            Route(
-                name="mlflow",
-                prefix="/mlflow",
-                namespace=NAMESPACES["platform"],
-                service="mlflow",
-                port=MLFLOW_PORT,
-                pod_selector=selector_labels("mlflow", "mlflow"),
-                auth=False,
-            )
-        )
-    if store.mode == "minio":
-        routes.append(
-            Route(
-                name="object-store-console",
-                prefix="/minio",
-                namespace=NAMESPACES["platform"],
-                service="object-store",
-                port=CONSOLE_PORT,
-                pod_selector=selector_labels("object-store", "object-store"),
-                strip_prefix=True,
-            )
         )
     ray = None
     if config.ray.enabled:
@@ -328,20 +328,10 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 operator=profile.ray_operator,
                 gcs_fault_tolerance=config.ray.gcs_fault_tolerance,
                 redis=profile.redis,
+                network=network,
                 monitoring_release=monitoring_release,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["ray"]]),
-        )
-        routes.append(
-            Route(
-                name="ray-dashboard",
-                prefix="/ray",
-                namespace=NAMESPACES["ray"],
-                service=ray.head_service,
-                port=ray.dashboard_port,
-                pod_selector={"ray.io/node-type": "head"},
-                strip_prefix=True,
-            )
         )
 
     flyte = None
@@ -357,6 +347,11 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 object_store_endpoint=object_store.endpoint,
                 object_store_secret=object_store.consumer_secret("flyte"),
                 object_store_credentials=object_store.consumer_credentials("flyte"),
+                database=postgres,
+                object_store=object_store,
+                mlflow=mlflow,
+                network=network,
+                ray_operator=ray.operator_pods if ray is not None else None,
                 monitoring_release=monitoring_release,
                 mlflow_uri=mlflow.url if mlflow is not None else None,
                 mlflow_password=mlflow.admin_password if mlflow is not None else None,
@@ -365,20 +360,17 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 provider=access.provider, depends_on=[postgres, object_store, namespaces["workloads"]]
             ),
         )
-        routes.append(
-            Route(
-                name="flyte",
-                prefix="/console",
-                extra_prefixes=("/api", "/v1", "/healthcheck", "/config"),
-                namespace=NAMESPACES["platform"],
-                service=FLYTE_HTTP_SERVICE,
-                port=FLYTE_HTTP_PORT,
-                pod_selector={"app.kubernetes.io/name": "flyte-binary"},
-            )
-        )
 
-    routes += [serving_route(spec, NAMESPACES["serving"]) for spec in model_specs(config)]
+    return Platform(namespaces, network, base_url, object_store, postgres, mlflow, ray, flyte, monitoring)
 
+
+def gateway_layer(
+    config: StackConfig, access: ClusterAccess, platform: Platform, contracts: list[Contract]
+) -> Gateway:
+    """The single entry point, serving the routes every component's contract declares."""
+    assert config.gateway is not None
+    gateway_config = config.gateway
+    routes = tuple(route for contract in contracts for route in contract.routes)
     provided = None
     if gateway_config.tls.mode == "provided":
         assert config.tls_certificate is not None and config.tls_private_key is not None
@@ -386,21 +378,39 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             certificate=pulumi.Output.secret(config.tls_certificate.get_secret_value()),
             private_key=pulumi.Output.secret(config.tls_private_key.get_secret_value()),
         )
-    gateway = Gateway(
+    return Gateway(
         "gateway",
         GatewayArgs(
             namespace=NAMESPACES["gateway"],
             address=gateway_config.address,
             node_port=gateway_config.https_port,
-            resources=profile.gateway,
+            resources=PROFILES[config.profile].gateway,
             users=gateway_config.users,
-            routes=tuple(routes),
+            routes=routes,
             tls_mode=gateway_config.tls.mode,
             provided=provided,
+            network=platform.network,
         ),
-        opts=pulumi.ResourceOptions(provider=access.provider, depends_on=list(namespaces.values())),
+        opts=pulumi.ResourceOptions(provider=access.provider, depends_on=list(platform.namespaces.values())),
     )
-    return Platform(namespaces, object_store, postgres, mlflow, gateway, ray, flyte, monitoring)
+
+
+def network_layer(access: ClusterAccess, platform: Platform, contracts: list[Contract]) -> None:
+    """Every NetworkPolicy, derived from the flows all contracts declare (plus DNS and scrapes)."""
+    namespaces = tuple(sorted(NAMESPACES[key] for key in platform.namespaces))
+    total = combine(contracts)
+    flows = total.flows + dns_flows(namespaces)
+    if platform.monitoring is not None:
+        flows += scrape_flows(NAMESPACES["monitoring"], total.scrape_targets)
+    NetworkPolicies(
+        "network",
+        NetworkPoliciesArgs(
+            flows=flows,
+            namespaces=namespaces,
+            previous_parents={NAMESPACES[key]: ns for key, ns in platform.namespaces.items()},
+        ),
+        opts=pulumi.ResourceOptions(provider=access.provider, depends_on=list(platform.namespaces.values())),
+    )
 
 
 def model_specs(config: StackConfig) -> list[ModelSpec]:
@@ -441,17 +451,19 @@ def model_specs(config: StackConfig) -> list[ModelSpec]:
     return specs
 
 
-def serving_layer(config: StackConfig, access: ClusterAccess, platform: Platform, images: Images) -> None:
+def serving_layer(
+    config: StackConfig, access: ClusterAccess, platform: Platform, images: Images
+) -> list[Contract]:
     """One ServedModel per `serving.models[]` entry, reading models with an MLflow client Secret."""
     specs = model_specs(config)
     if not specs:
-        return
+        return []
     assert platform.mlflow is not None  # serving requires MLflow (config model)
     namespace = NAMESPACES["serving"]
     opts = pulumi.ResourceOptions(provider=access.provider, depends_on=[platform.namespaces["serving"]])
     secret = client_secret("serving-mlflow-client", namespace, platform.mlflow, opts)
     profile = PROFILES[config.profile]
-    for spec in specs:
+    return [
         ServedModel(
             f"serving-{spec.name}",
             ServedModelArgs(
@@ -459,11 +471,14 @@ def serving_layer(config: StackConfig, access: ClusterAccess, platform: Platform
                 namespace=namespace,
                 image=images.refs["naomi-ray" if spec.runtime == "ray-serve" else "naomi-model-server"],
                 head=profile.ray_head,
-                ray_operator=platform.ray.operator if platform.ray is not None else None,
+                mlflow=platform.mlflow,
+                ray=platform.ray,
                 monitoring_release=platform.monitoring.release if platform.monitoring is not None else None,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[secret]),
-        )
+        ).contract
+        for spec in specs
+    ]
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -486,15 +501,17 @@ def metric_triggers(config: StackConfig) -> tuple[MetricTrigger, ...]:
     )
 
 
-def workloads_layer(config: StackConfig, access: ClusterAccess, platform: Platform, images: Images) -> None:
+def workloads_layer(
+    config: StackConfig, access: ClusterAccess, platform: Platform, images: Images
+) -> list[Contract]:
     """Registration, seed data, schedules and metric triggers (see infra/workloads.py)."""
     if not (config.layers.workloads and config.workloads.pipelines):
-        return
+        return []
     assert platform.flyte is not None and platform.mlflow is not None  # config model
     profile = PROFILES[config.profile]
     version = workloads_version(PROJECT_ROOT)
     pulumi.export("workloadsVersion", version)
-    Workloads(
+    workloads = Workloads(
         "workloads",
         WorkloadsArgs(
             namespace=NAMESPACES["workloads"],
@@ -513,6 +530,11 @@ def workloads_layer(config: StackConfig, access: ClusterAccess, platform: Platfo
             object_store_endpoint=platform.object_store.endpoint,
             storage_secret=TASK_STORAGE_SECRET,
             mlflow=platform.mlflow,
+            flyte=platform.flyte,
+            object_store=platform.object_store,
+            alertmanager=platform.monitoring.pods["alertmanager"]
+            if platform.monitoring is not None
+            else None,
             job=profile.helper,
             receiver=profile.helper,
             monitoring_release=platform.monitoring.release if platform.monitoring is not None else None,
@@ -522,11 +544,11 @@ def workloads_layer(config: StackConfig, access: ClusterAccess, platform: Platfo
             depends_on=[platform.flyte, platform.object_store, platform.namespaces["workloads"]],
         ),
     )
+    return [workloads.contract]
 
 
-def export_platform(platform: Platform) -> None:
+def export_platform(platform: Platform, gateway: Gateway) -> None:
     """Endpoints users type, Secret names operators read, and credentials as secret outputs."""
-    gateway = platform.gateway
     pulumi.export("namespaces", {key: ns.name for key, ns in sorted(platform.namespaces.items())})
     urls: dict[str, str] = {}
     if platform.object_store.console_url is not None:
@@ -575,6 +597,11 @@ def main() -> None:
         )
         pulumi.export("images", images.refs)
         platform = platform_layer(config, access, images)
-        serving_layer(config, access, platform, images)
-        workloads_layer(config, access, platform, images)
-        export_platform(platform)
+        contracts = [
+            *platform.contracts,
+            *serving_layer(config, access, platform, images),
+            *workloads_layer(config, access, platform, images),
+        ]
+        gateway = gateway_layer(config, access, platform, contracts)
+        network_layer(access, platform, [*contracts, gateway.contract])
+        export_platform(platform, gateway)

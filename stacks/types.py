@@ -62,6 +62,18 @@ def _check_pod_cidr(value: str) -> str:
 PodCidr = Annotated[str, AfterValidator(_check_pod_cidr)]
 """The cluster's pod network, IPv4 CIDR."""
 
+
+def _check_cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError("must be a network such as '10.152.183.0/24' (host bits zero)") from None
+    return value
+
+
+ServiceCidr = Annotated[str, AfterValidator(_check_cidr)]
+"""An IPv4 or IPv6 network in CIDR notation."""
+
 Host = Annotated[str, AfterValidator(_check_host)]
 """An address users and nodes can reach: IP address or DNS name."""
 

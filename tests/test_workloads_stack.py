@@ -99,8 +99,11 @@ def test_metric_trigger_renders_rule_route_and_receiver(renders: dict[str, Rende
     )
     assert alertmanager["alertmanagerSpec"]["secrets"] == ["trigger-receiver-token"]
     _one(rendered, "Secret", "trigger-receiver-token", namespace="naomi-monitoring")
-    policy = _one(rendered, "NetworkPolicy", "allow-alertmanager-to-trigger-receiver")["spec"]["ingress"][0]
-    assert policy["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "alertmanager"}
+    (rule,) = _one(rendered, "NetworkPolicy", "ingress-trigger-receiver")["spec"]["ingress"]
+    assert rule["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "alertmanager"}
+    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "naomi-monitoring"
+    }
 
 
 def test_dev_without_monitoring_has_no_receiver(renders: dict[str, Rendered]) -> None:
