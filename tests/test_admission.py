@@ -448,3 +448,21 @@ def test_objects_the_api_server_would_not_decode_are_refused() -> None:
     assert [v.message for v in evaluate_pod({}, floats, "baseline")] == [
         'hostPort (container "app" uses hostPort 8080)'
     ]
+
+
+def test_host_ports_are_listed_in_the_controllers_order() -> None:
+    """policy/check_hostPorts.go lists the ports with sets.String.List(): sorted as strings."""
+    ports = [{"containerPort": 8080, "hostPort": 8080}, {"containerPort": 10000, "hostPort": 10000}]
+    spec = {
+        "containers": [
+            {"name": "gateway", "ports": ports},
+            {"name": "metrics", "ports": [{"hostPort": 9100}]},
+        ]
+    }
+    (violation,) = evaluate_pod({}, spec, "baseline")
+    assert violation.message == 'hostPort (containers "gateway", "metrics" use hostPorts 10000, 8080, 9100)'
+    assert violation.fields == (
+        "spec.containers[gateway].ports[0].hostPort",
+        "spec.containers[gateway].ports[1].hostPort",
+        "spec.containers[metrics].ports[0].hostPort",
+    )

@@ -974,10 +974,14 @@ def enforced_level(namespace_labels: Mapping[str, str]) -> tuple[Level, str]:
     """The (level, version) a namespace's labels make the controller enforce (api/helpers.go
     PolicyToEvaluate over the default AdmissionConfiguration, privileged:latest). As upstream, an
     unparseable level enforces restricted and an unparseable version means latest; latest is 1.32."""
+    levels: dict[str, Level] = {
+        "privileged": "privileged",
+        "baseline": "baseline",
+        "restricted": "restricted",
+    }
     level: Level = "privileged"
     if ENFORCE_LABEL in namespace_labels:
-        value = namespace_labels[ENFORCE_LABEL]
-        level = value if value in ("privileged", "baseline", "restricted") else "restricted"  # type: ignore[assignment]
+        level = levels.get(namespace_labels[ENFORCE_LABEL], "restricted")
     # ParseVersion accepts only "latest" and "v1.x" in a label (not the bare "1.x" evaluate_pod takes).
     label = namespace_labels.get(ENFORCE_VERSION_LABEL, "latest")
     match = _LABEL_VERSION.fullmatch(label)
