@@ -42,6 +42,9 @@ class Pods:
         selector = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items())) or "all pods"
         return f"{self.namespace}/{self.name} [{selector}]"
 
+    def as_dict(self) -> dict[str, object]:
+        return {"pods": {"namespace": self.namespace, "labels": dict(sorted(self.labels.items())), "name": self.name}}
+
 
 @dataclass(frozen=True)
 class Addresses:
@@ -57,6 +60,16 @@ class Addresses:
 
     def describe(self) -> str:
         return f"{self.name} ({', '.join(self.cidrs) or 'node-local'})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "addresses": {
+                "name": self.name,
+                "cidrs": list(self.cidrs),
+                "excluded": list(self.excluded),
+                "nodeLocal": self.node_local,
+            }
+        }
 
 
 Endpoint = Pods | Addresses
@@ -79,6 +92,16 @@ class Flow:
     def describe(self) -> str:
         ports = ", ".join(f"{p.port}/{p.protocol}" for p in self.ports) or "any port"
         return f"{self.source.describe()} -> {self.destination.describe()} on {ports}: {self.why}"
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for the render (`flows.yaml`) and the cluster model's proof."""
+        return {
+            "source": self.source.as_dict(),
+            "destination": self.destination.as_dict(),
+            "ports": [{"port": p.port, "protocol": p.protocol} for p in self.ports],
+            "why": self.why,
+            "upstream": self.upstream,
+        }
 
 
 def tcp(*ports: int | str) -> tuple[Port, ...]:

@@ -77,6 +77,17 @@ class Evaluation:
     outputs: dict[str, Any]
     secret_outputs: frozenset[str]
     config: dict[str, str] = field(default_factory=dict)
+    # What components register as their outputs, by URN (e.g. the declared network flows).
+    component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def outputs_of(self, component_type: str) -> list[dict[str, Any]]:
+        """The registered outputs of every component of `component_type`, in URN order."""
+        types = {record.urn: record.type for record in self.records}
+        return [
+            outputs
+            for urn, outputs in sorted(self.component_outputs.items())
+            if types.get(urn) == component_type
+        ]
 
 
 class _Mocks(pulumi.runtime.Mocks):
@@ -118,6 +129,12 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: _Mocks) -> None:
         super().__init__(mocks)
         self.records: list[Record] = []
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        self.component_outputs[request.urn] = _plain(outputs)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -286,7 +303,9 @@ def evaluate(
             outputs[name] = _plain(_sync_await(output.future(with_unknowns=True)))
             if _sync_await(output.is_secret()):
                 secrets.add(name)
-        return Evaluation(stack, monitor.records, outputs, frozenset(secrets), dict(config))
+        return Evaluation(
+            stack, monitor.records, outputs, frozenset(secrets), dict(config), dict(monitor.component_outputs)
+        )
 
     return contextvars.copy_context().run(run)
 
