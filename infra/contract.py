@@ -43,7 +43,13 @@ class Pods:
         return f"{self.namespace}/{self.name} [{selector}]"
 
     def as_dict(self) -> dict[str, object]:
-        return {"pods": {"namespace": self.namespace, "labels": dict(sorted(self.labels.items())), "name": self.name}}
+        return {
+            "pods": {
+                "namespace": self.namespace,
+                "labels": dict(sorted(self.labels.items())),
+                "name": self.name,
+            }
+        }
 
 
 @dataclass(frozen=True)

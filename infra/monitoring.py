@@ -14,7 +14,7 @@ kube-state-metrics and usage from the kubelet's cAdvisor.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -45,6 +45,7 @@ class MonitoringArgs:
     kube_state_metrics: Resources
     trigger_webhook_url: str | None = None  # the retraining-trigger receiver (workloads layer)
     network: ClusterNetwork
+    storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
 
 
 KUBELET_PORT = 10250  # kubelet /metrics, /metrics/cadvisor, /metrics/probes (https-metrics)
@@ -235,6 +236,8 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "ruleSelectorNilUsesHelmValues": False,
+                # Prometheus keeps its TSDB on a PVC: on a data node, never an SD card.
+                "nodeSelector": dict(args.storage_node_selector),
                 "storageSpec": {
                     "volumeClaimTemplate": {
                         "spec": {

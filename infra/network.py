@@ -195,4 +195,6 @@ class NetworkPolicies(pulumi.ComponentResource):
             )
         # The declared flows travel with the component (the render writes them to flows.yaml and
         # the cluster model proves each one against the policies above).
-        self.register_outputs({"flows": [flow.as_dict() for flow in args.flows], "namespaces": list(args.namespaces)})
+        self.register_outputs(
+            {"flows": [flow.as_dict() for flow in args.flows], "namespaces": list(args.namespaces)}
+        )

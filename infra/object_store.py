@@ -46,6 +46,7 @@ class ObjectStoreArgs:
     image: str = MINIO_IMAGE
     client_image: str = MINIO_CLIENT_IMAGE
     volume_size: str = "20Gi"
+    storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
     resources: Resources
     job_resources: Resources
     external: ExternalS3 | None = None
@@ -185,6 +186,7 @@ class ObjectStore(pulumi.ComponentResource):
                 volumeMounts=[{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
             ),
             volume_size=args.volume_size,
+            node_selector=args.storage_node_selector,
             volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
             opts=child,
         )

@@ -113,13 +113,15 @@ def stateful_set(
     uid: int,
     container: dict[str, Any],
     volume_size: str,
+    node_selector: dict[str, str],
     volumes: list[dict[str, Any]] | None = None,
     opts: pulumi.ResourceOptions,
 ) -> k8s.apps.v1.StatefulSet:
-    """A single-replica stateful service with its data on a PVC named `data`."""
+    """A single-replica stateful service with its data on a PVC named `data`, on data nodes."""
     pod_labels = labels(component, instance, version=image)
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
+        "nodeSelector": dict(node_selector),
         "securityContext": pod_security_context(uid),
         "containers": [container],
     }

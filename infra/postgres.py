@@ -11,7 +11,7 @@ bucket and prunes dumps older than the retention.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -47,6 +47,7 @@ class PostgresArgs:
     resources: Resources
     job_resources: Resources
     volume_size: str = "5Gi"
+    storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
     image: str = POSTGRES_IMAGE
     backup: BackupTarget | None = None
     backup_schedule: str = "30 2 * * *"
@@ -120,6 +121,7 @@ class Postgres(pulumi.ComponentResource):
                 ],
             ),
             volume_size=args.volume_size,
+            node_selector=args.storage_node_selector,
             volumes=[
                 {"name": "run", "emptyDir": {"sizeLimit": "16Mi"}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},

@@ -13,7 +13,7 @@ the gateway. GCS fault tolerance (a Redis with a generated password) is an optio
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
@@ -56,6 +56,7 @@ class RayPlatformArgs:
     cluster_name: str = "ray"
     gcs_fault_tolerance: bool = False
     redis: Resources | None = None
+    storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
     network: ClusterNetwork | None = None  # required by RayPlatform (not by the pod builders)
     # The kube-prometheus-stack release: ServiceMonitor/PodMonitor need its CRDs first.
     monitoring_release: pulumi.Resource | None = None
@@ -396,6 +397,7 @@ class RayPlatform(pulumi.ComponentResource):
                 volumeMounts=[{"name": "data", "mountPath": "/data"}],
             ),
             volume_size="2Gi",
+            node_selector=args.storage_node_selector,
             opts=child,
         )
         return secret

@@ -46,6 +46,7 @@ from stacks.types import (
 )
 
 NAMESPACE = "naomi"
+STORAGE_LABEL = "naomi.io/storage"  # a node meant for data (PVCs), set in cluster.nodes[].labels
 
 
 def to_camel(name: str) -> str:
@@ -146,6 +147,11 @@ class ClusterConfig(_Model):
         default="10.152.183.0/24",
         description="the cluster's Service network (microk8s default 10.152.183.0/24; k3s 10.43.0.0/16, kind 10.96.0.0/12)",
     )
+    storage_node_selector: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        description="where stateful pods (Postgres, object store, Prometheus, Redis) run; default: nodes "
+        "labelled naomi.io/storage=true if the inventory has any, else x86 (kubernetes.io/arch=amd64)",
+    )
     node_cidrs: tuple[ServiceCidr, ...] = Field(
         default=(),
         description="where the nodes are (kubelet scrapes, API server); default: the microk8s inventory's "
@@ -180,6 +186,19 @@ class ClusterConfig(_Model):
                 f"{control_planes} control-plane nodes: use 1, or an odd number >= 3 for HA (dqlite quorum)"
             )
         return self
+
+    @property
+    def storage_selector(self) -> dict[str, str]:
+        """The node selector of every pod that keeps data on a volume (never an SD card by default).
+
+        microk8s' hostpath provisioner puts a volume on the node where its pod first runs, and
+        the volume stays there; so the pod's first node must be meant for data.
+        """
+        if self.storage_node_selector:
+            return dict(self.storage_node_selector)
+        if any(node.labels.get(STORAGE_LABEL) == "true" for node in self.nodes):
+            return {STORAGE_LABEL: "true"}
+        return {"kubernetes.io/arch": "amd64"}
 
     @property
     def control_planes(self) -> tuple[NodeSpec, ...]:

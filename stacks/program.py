@@ -243,6 +243,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             console_url=f"{base_url}/minio/" if store.mode == "minio" else None,
             consumers=storage_consumers(config),
             pod_cidr=config.cluster.pod_cidr,
+            storage_node_selector=config.cluster.storage_selector,
         ),
         opts=after_platform_ns,
     )
@@ -260,6 +261,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             resources=profile.postgres,
             job_resources=profile.helper,
             volume_size=config.postgres.size or profile.postgres_volume,
+            storage_node_selector=config.cluster.storage_selector,
             backup=BackupTarget(
                 endpoint=object_store.endpoint,
                 credentials_secret=object_store.consumer_secret("backup"),
@@ -289,6 +291,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 if metric_triggers(config)
                 else None,
                 network=network,
+                storage_node_selector=config.cluster.storage_selector,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["monitoring"]]),
         )
@@ -328,6 +331,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 operator=profile.ray_operator,
                 gcs_fault_tolerance=config.ray.gcs_fault_tolerance,
                 redis=profile.redis,
+                storage_node_selector=config.cluster.storage_selector,
                 network=network,
                 monitoring_release=monitoring_release,
             ),

@@ -81,7 +81,11 @@ class Side:
         hosts = []
         for cidr in self.cidrs:
             network = ipaddress.ip_network(cidr)
-            ip = OUTSIDE_IP if network.prefixlen == 0 else str(next(iter(network.hosts()), network.network_address))
+            ip = (
+                OUTSIDE_IP
+                if network.prefixlen == 0
+                else str(next(iter(network.hosts()), network.network_address))
+            )
             if self.contains(ip):
                 hosts.append(netpol.Host(ip=ip, description=self.name))
         return hosts
@@ -111,7 +115,9 @@ class DeclaredFlow:
 
     def covers(self, source: ModelPod | str, destination: ModelPod, port: netpol.ContainerPort) -> bool:
         """Whether this flow declares a connection from `source` (a pod or an IP) to `destination`."""
-        from_ok = self.source.selects(source) if isinstance(source, ModelPod) else self.source.contains(source)
+        from_ok = (
+            self.source.selects(source) if isinstance(source, ModelPod) else self.source.contains(source)
+        )
         if not (from_ok and self.destination.selects(destination)):
             return False
         if not self.ports:
@@ -162,7 +168,9 @@ def kubelet_probe_flows(pods: Iterable[ModelPod]) -> list[DeclaredFlow]:
         ports: set[tuple[int | str, str]] = set()
         for container in pod.spec.get("containers") or []:
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                action = (container.get(probe) or {}).get("httpGet") or (container.get(probe) or {}).get("tcpSocket")
+                action = (container.get(probe) or {}).get("httpGet") or (container.get(probe) or {}).get(
+                    "tcpSocket"
+                )
                 if action and action.get("port") is not None:
                     ports.add((action["port"], "TCP"))
         if ports:
@@ -197,7 +205,9 @@ def _prove_one(policies: netpol.PolicySet, pods: Sequence[ModelPod], flow: Decla
     if flow.destination.is_pods:
         destinations = list(_pod_endpoints(pods, flow.destination))
         if not destinations:
-            problems.append(f"no pod of the model matches the destination {flow.destination.describe()} {dict(flow.destination.labels)}")
+            problems.append(
+                f"no pod of the model matches the destination {flow.destination.describe()} {dict(flow.destination.labels)}"
+            )
     else:
         destinations = [(None, host) for host in flow.destination.hosts()]
     tried = 0
@@ -205,7 +215,9 @@ def _prove_one(policies: netpol.PolicySet, pods: Sequence[ModelPod], flow: Decla
         if flow.source.is_pods:
             sources: list[netpol.Endpoint] = [ep for _, ep in _pod_endpoints(pods, flow.source)]
             if not sources:
-                problems.append(f"no pod of the model matches the source {flow.source.describe()} {dict(flow.source.labels)}")
+                problems.append(
+                    f"no pod of the model matches the source {flow.source.describe()} {dict(flow.source.labels)}"
+                )
                 break
         elif flow.source.node_local:
             node = destination.node if isinstance(destination, netpol.Pod) else None
@@ -232,7 +244,9 @@ def _all_ports(pod: ModelPod | None) -> list[tuple[int | str, str]]:
     return [(p.port, p.protocol) for p in pod.endpoint().ports] or [(80, "TCP")]
 
 
-def _undeclared(policies: netpol.PolicySet, pods: Sequence[ModelPod], flows: Sequence[DeclaredFlow]) -> list[str]:
+def _undeclared(
+    policies: netpol.PolicySet, pods: Sequence[ModelPod], flows: Sequence[DeclaredFlow]
+) -> list[str]:
     found: list[str] = []
     endpoints = [(pod, pod.endpoint()) for pod in pods]
     outside = netpol.Host(ip=OUTSIDE_IP, description="outside the cluster")

@@ -126,7 +126,9 @@ def pod_templates(item: ModelObject) -> Iterator[ModelPod]:
         return
     spec: Mapping[str, Any] = obj.get("spec") or {}
     if kind == "Pod":
-        yield ModelPod(item.namespace, item.describe(), item.origin, obj.get("metadata") or {}, spec, 1, False)
+        yield ModelPod(
+            item.namespace, item.describe(), item.origin, obj.get("metadata") or {}, spec, 1, False
+        )
         return
     if kind == "CronJob":
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
