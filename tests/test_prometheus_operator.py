@@ -252,6 +252,7 @@ def test_prometheus_statefulset_for_our_values(prometheus: list[dict[str, Any]])
     assert pod["serviceAccountName"] == "monitoring-kube-prometheus-prometheus"
     assert pod["automountServiceAccountToken"] is True
     assert pod["terminationGracePeriodSeconds"] == 600
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "amd64"}  # prometheusSpec.nodeSelector
     assert pod["securityContext"] == {
         "fsGroup": 2000,
         "runAsGroup": 2000,
@@ -460,6 +461,50 @@ def test_services_and_policies_select_the_operator_pods(
         assert [p.owner for p in model.pods if all(p.labels.get(k) == v for k, v in selector.items())] == [
             owner
         ]
+
+
+def test_the_cluster_checks_judge_the_operator_pods(chart: list[dict[str, Any]]) -> None:
+    """`operator_expanders` over the chart's objects feeds `naomi.cluster.checks`: the operator's pods
+    pass restricted admission in a restricted namespace, and Prometheus' PVC-backed pod is pinned to
+    the data nodes by the values' nodeSelector (Alertmanager keeps an emptyDir)."""
+    from naomi.cluster.checks import admission_problems
+    from naomi.cluster.placement import InventoryNode, placement_problems
+
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
+    model = ClusterModel.from_objects(
+        [("pulumi", namespace), *(("helm", o) for o in chart)], po.operator_expanders(chart)
+    )
+    operated = [p for p in model.pods if p.origin.startswith("operator:")]
+    assert len(operated) == 2
+    assert [p for p in admission_problems(model) if "(operator:" in p] == []
+    prometheus_pod = next(p for p in operated if p.labels["app.kubernetes.io/name"] == "prometheus")
+    assert prometheus_pod.spec["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    claims = {
+        i.describe(): bool(i.obj["spec"].get("volumeClaimTemplates")) for i in model.of_kind("StatefulSet")
+    }
+    inputs = [(p.owner, p.spec, claims[p.owner]) for p in operated]
+    assert sorted((owner, claims) for owner, _, claims in inputs) == [
+        (f"StatefulSet {NAMESPACE}/alertmanager-{ALERTMANAGER}", False),
+        (f"StatefulSet {NAMESPACE}/prometheus-{PROMETHEUS}", True),
+    ]
+    nodes = [
+        InventoryNode("x86", {"kubernetes.io/arch": "amd64"}),
+        InventoryNode("pi", {"kubernetes.io/arch": "arm64", "naomi.io/board": "rpi5"}),
+    ]
+    assert placement_problems(inputs, nodes) == []
+    # Without the selector the TSDB could land on the Pi's SD card.
+    unpinned = [
+        (owner, {k: v for k, v in spec.items() if k != "nodeSelector"}, c) for owner, spec, c in inputs
+    ]
+    assert placement_problems(unpinned, nodes) == [
+        f"StatefulSet {NAMESPACE}/prometheus-{PROMETHEUS}: keeps data on a volume and may land on "
+        "Raspberry Pi pi (its SD card); label the node naomi.io/storage=true to allow it"
+    ]
+    assert po.operator_expanders([namespace]) == {}
 
 
 # --- our rules and Pod Security ------------------------------------------------------------------------

@@ -203,20 +203,27 @@ def _repository_and_tag(image: str) -> tuple[str, str]:
     return (f"{path}/{name}" if path else name), tag
 
 
-def _operator_container(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
+def _operator_container(deployment: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The container running the operator binary (image .../prometheus-operator), if any."""
+    if deployment.get("kind") != "Deployment":
+        return None
     template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
     for container in template.get("containers") or []:
         repository, _ = _repository_and_tag(str(container.get("image", "")))
         if repository.endswith("/prometheus-operator"):
             found: Mapping[str, Any] = container
             return found
-    name = (deployment.get("metadata") or {}).get("name")
-    raise ValueError(f"Deployment {name}: no prometheus-operator container (image .../prometheus-operator)")
+    return None
 
 
 def operator_settings(deployment: Mapping[str, Any]) -> OperatorSettings:
     """The settings the operator runs with, from its Deployment's container command and args."""
     container = _operator_container(deployment)
+    if container is None:
+        name = (deployment.get("metadata") or {}).get("name")
+        raise ValueError(
+            f"Deployment {name}: no prometheus-operator container (image .../prometheus-operator)"
+        )
     arguments = [str(a) for a in [*(container.get("command") or [])[1:], *(container.get("args") or [])]]
     _, tag = _repository_and_tag(str(container.get("image", "")))
     values: dict[str, Any] = {}
@@ -1498,3 +1505,14 @@ def expanders(settings: OperatorSettings) -> dict[str, Expander]:
         return expand_alertmanager(item.obj, settings)
 
     return {"Prometheus": prometheus, "Alertmanager": alertmanager}
+
+
+def operator_expanders(objects: Iterable[Mapping[str, Any]]) -> dict[str, Expander]:
+    """`expanders` with the settings of the one prometheus-operator Deployment among `objects`
+    (e.g. a rendered kube-prometheus-stack release); none when no such Deployment is there."""
+    operators = [operator_settings(obj) for obj in objects if _operator_container(obj) is not None]
+    if len(operators) > 1:
+        raise ValueError(
+            f"{len(operators)} prometheus-operator Deployments: which one reconciles is not modelled"
+        )
+    return expanders(operators[0]) if operators else {}
