@@ -48,6 +48,14 @@ class MonitoringArgs:
     storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
 
 
+# The chart's default pod securityContext for Prometheus and Alertmanager, stated explicitly.
+_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 2000,
+    "fsGroup": 2000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 KUBELET_PORT = 10250  # kubelet /metrics, /metrics/cadvisor, /metrics/probes (https-metrics)
 COREDNS_METRICS_PORT = 9153
 
@@ -201,6 +209,7 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
         "routePrefix": "/alertmanager",
         "externalUrl": f"{args.base_url}/alertmanager",
         "resources": args.alertmanager.spec(),
+        "securityContext": _POD_SECURITY,
     }
     if args.trigger_webhook_url:
         alertmanager_spec["secrets"] = [TRIGGER_TOKEN_SECRET]
@@ -226,7 +235,21 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
         "nodeExporter": {"enabled": False},
         "windowsMonitoring": {"enabled": False},
         # The chart's own security contexts are already non-root with RuntimeDefault seccomp.
-        "prometheusOperator": {"resources": args.operator.spec()},
+        # The config reloaders prometheus-operator adds to the Prometheus and Alertmanager pods
+        # get requests/limits only from these values (the chart renders each quantity as a
+        # `--config-reloader-*` flag defaulting to 0, which the operator reads as "not set":
+        # prometheus-operator v0.93 pkg/operator/config.go ResourceRequirements), and probes only
+        # with enableProbe (--enable-config-reloader-probes).
+        "prometheusOperator": {
+            "resources": args.operator.spec(),
+            "prometheusConfigReloader": {
+                "resources": {
+                    "requests": {"cpu": "10m", "memory": "32Mi"},
+                    "limits": {"cpu": "100m", "memory": "64Mi"},
+                },
+                "enableProbe": True,
+            },
+        },
         "prometheus": {
             "prometheusSpec": {
                 "retention": args.retention,
@@ -238,6 +261,10 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
                 "ruleSelectorNilUsesHelmValues": False,
                 # Prometheus keeps its TSDB on a PVC: on a data node, never an SD card.
                 "nodeSelector": dict(args.storage_node_selector),
+                # restricted needs runAsNonRoot and seccomp at pod level: the operator sets
+                # neither on its containers (pkg/prometheus/server/statefulset.go), so pin them
+                # here rather than rely on the chart's default.
+                "securityContext": _POD_SECURITY,
                 "storageSpec": {
                     "volumeClaimTemplate": {
                         "spec": {

@@ -87,6 +87,26 @@ def settings(chart: list[dict[str, Any]]) -> po.OperatorSettings:
     return po.operator_settings(_one(chart, "Deployment", "monitoring-kube-prometheus-operator"))
 
 
+def _without_reloader_values() -> dict[str, Any]:
+    """Our values as they were before `prometheusOperator.prometheusConfigReloader` was set."""
+    values = copy.deepcopy(_values())
+    del values["prometheusOperator"]["prometheusConfigReloader"]
+    return values
+
+
+@pytest.fixture(scope="module")
+def unfixed_chart() -> list[dict[str, Any]]:
+    return _render(_without_reloader_values())
+
+
+@pytest.fixture(scope="module")
+def unfixed_settings(unfixed_chart: list[dict[str, Any]]) -> po.OperatorSettings:
+    return po.operator_settings(_one(unfixed_chart, "Deployment", "monitoring-kube-prometheus-operator"))
+
+
+OUR_RELOADER = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
+
+
 @pytest.fixture(scope="module")
 def prometheus(chart: list[dict[str, Any]], settings: po.OperatorSettings) -> list[dict[str, Any]]:
     return po.expand_prometheus(_one(chart, "Prometheus", PROMETHEUS), settings)
@@ -105,14 +125,22 @@ def _containers(statefulset: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 # --- the operator's flags ---------------------------------------------------------------------------
 
 
-def test_the_chart_runs_the_operator_with_zero_reloader_resources(settings: po.OperatorSettings) -> None:
+def test_without_reloader_values_the_chart_runs_the_operator_with_zero_reloader_resources(
+    unfixed_settings: po.OperatorSettings,
+) -> None:
     # templates/prometheus-operator/deployment.yaml renders `| default 0` for each quantity.
+    settings = unfixed_settings
     assert (settings.reloader_cpu_request, settings.reloader_cpu_limit) == ("0", "0")
     assert (settings.reloader_memory_request, settings.reloader_memory_limit) == ("0", "0")
     assert settings.reloader_resources() == {}
     assert settings.reloader_probes is False
     assert settings.local_host == "127.0.0.1"
     assert settings.reloader_image == RELOADER_IMAGE
+
+
+def test_our_values_size_and_probe_the_reloaders(settings: po.OperatorSettings) -> None:
+    assert settings.reloader_resources() == OUR_RELOADER
+    assert settings.reloader_probes is True
 
 
 def _deployment(
@@ -323,9 +351,9 @@ def test_prometheus_config_reloaders_for_our_values(prometheus: list[dict[str, A
     assert init["args"][:2] == ["--watch-interval=0", "--listen-address=:8081"]
     assert sidecar["ports"] == [{"name": "reloader-web", "containerPort": 8080, "protocol": "TCP"}]
     assert init["ports"] == [{"name": "reloader-init", "containerPort": 8081, "protocol": "TCP"}]
-    # The chart's --config-reloader-*=0 flags: no requests, no limits, and no probes.
-    assert sidecar["resources"] == init["resources"] == {}
-    assert not {"livenessProbe", "readinessProbe", "startupProbe"} & sidecar.keys()
+    # prometheusOperator.prometheusConfigReloader in our values: sized, and the sidecar probed.
+    assert sidecar["resources"] == init["resources"] == OUR_RELOADER
+    assert {"livenessProbe", "readinessProbe"} <= sidecar.keys()
     assert sidecar["env"][1] == {"name": "SHARD", "value": "0"}
 
 
@@ -402,7 +430,7 @@ def test_alertmanager_statefulset_for_our_values(alertmanager: list[dict[str, An
         "--watched-dir=/etc/alertmanager/config",
         "--watched-dir=/etc/alertmanager/secrets/trigger-receiver-token",
     ]
-    assert sidecar["resources"] == pod["initContainers"][0]["resources"] == {}
+    assert sidecar["resources"] == pod["initContainers"][0]["resources"] == OUR_RELOADER
     assert sidecar["env"][1] == {"name": "SHARD", "value": "-1"}
     assert service["metadata"]["name"] == "alertmanager-operated"
 
@@ -510,9 +538,11 @@ def test_the_cluster_checks_judge_the_operator_pods(chart: list[dict[str, Any]])
 # --- our rules and Pod Security ------------------------------------------------------------------------
 
 
-def test_the_chart_flags_break_the_requests_limits_and_probes_rule(
-    prometheus: list[dict[str, Any]], alertmanager: list[dict[str, Any]]
+def test_without_reloader_values_the_chart_flags_break_the_requests_limits_and_probes_rule(
+    unfixed_chart: list[dict[str, Any]], unfixed_settings: po.OperatorSettings
 ) -> None:
+    prometheus = po.expand_prometheus(_one(unfixed_chart, "Prometheus", PROMETHEUS), unfixed_settings)
+    alertmanager = po.expand_alertmanager(_one(unfixed_chart, "Alertmanager", ALERTMANAGER), unfixed_settings)
     for statefulset in (prometheus[0], alertmanager[0]):
         where = f"StatefulSet {NAMESPACE}/{statefulset['metadata']['name']} container"
         missing = [
@@ -531,7 +561,7 @@ def test_the_chart_flags_break_the_requests_limits_and_probes_rule(
 def test_prometheus_config_reloader_values_fix_it() -> None:
     """`prometheusOperator.prometheusConfigReloader` in the chart's values becomes the operator's
     --config-reloader-* and --enable-config-reloader-probes flags."""
-    values = copy.deepcopy(_values())
+    values = _without_reloader_values()
     values["prometheusOperator"]["prometheusConfigReloader"] = {
         "resources": OPERATOR_DEFAULT_RELOADER,
         "enableProbe": True,
@@ -956,10 +986,11 @@ def test_upstream_merge_patch_probe_handlers() -> None:
 
 
 def test_a_containers_override_can_size_the_reloader(
-    chart: list[dict[str, Any]], settings: po.OperatorSettings
+    unfixed_chart: list[dict[str, Any]], unfixed_settings: po.OperatorSettings
 ) -> None:
     """The other way to give the reloader resources: `prometheusSpec.containers` patches the
     operator's container by name (maps merge, env merges by name)."""
+    chart, settings = unfixed_chart, unfixed_settings
     resource = copy.deepcopy(_one(chart, "Prometheus", PROMETHEUS))
     resource["spec"]["containers"] = [
         {
