@@ -565,6 +565,7 @@ def _flytekit_custom(shape: dict[str, Any]) -> dict[str, Any]:
                 replicas=w["replicas"],
                 min_replicas=w["min"],
                 max_replicas=w["max"],
+                ray_start_params=w.get("startParams"),
                 pod_template=template("ray-worker", w, w.get("arch")),
             )
             for w in shape["workers"]
@@ -594,8 +595,9 @@ def _flytekit_custom(shape: dict[str, Any]) -> dict[str, Any]:
             "workers": [{**SHAPE["workers"][0], "replicas": 0, "min": 1, "max": 3}],
         },
         {**SHAPE, "headStartParams": {}, "workers": [{**SHAPE["workers"][0], "arch": None, "group": "any"}]},
+        {**SHAPE, "workers": [{**SHAPE["workers"][0], "startParams": {"resources": "'{\"x86\":1}'"}}]},
     ],
-    ids=["agreed", "autoscaling", "no-params-no-arch"],
+    ids=["agreed", "autoscaling", "no-params-no-arch", "worker-params"],
 )
 def test_model_reads_what_flytekit_serialises(renders: dict[str, Rendered], shape: dict[str, Any]) -> None:
     custom = _flytekit_custom(shape)
@@ -633,3 +635,29 @@ def test_quantities_round_up_like_kubernetes() -> None:
     ]
     with pytest.raises(ValueError, match="quantities must match"):
         operators.quantity("2 cores")
+
+
+@pytest.mark.parametrize(
+    ("value", "reaches_ray"),
+    [('{"pi":2}', "{pi:2}"), ("'{\"pi\":2}'", '{"pi":2}')],
+    ids=["raw-json", "single-quoted"],
+)
+def test_flyte_worker_start_params_reach_bash_raw(value: str, reaches_ray: str) -> None:
+    """Flyte has no group-level `resources`: a custom resource in a Ray task's worker start params
+    is pasted into the `bash -c` line as it is, so it must carry its own shell quotes."""
+    worker = {**SHAPE["workers"][0], "group": "pi", "arch": "arm64", "startParams": {"resources": value}}
+    job = operators.flyte_ray_job(
+        {**SHAPE, "workers": [worker]},
+        task_image=TASK_IMAGE,
+        plugin_config={"serviceType": "ClusterIP"},
+        k8s_plugin_config={},
+        namespace="ns",
+        name="job",
+    )
+    pods = _pods(operators.expand_ray_job(job))
+    ray = pods["job-00000-pi-worker-00000"]["spec"]["containers"][0]
+    script = "ray() { printf '%s\\n' \"$@\"; }; " + ray["args"][0]
+    argv = subprocess.run(
+        [*ray["command"], script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert f"--resources={reaches_ray}" in argv

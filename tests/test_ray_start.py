@@ -115,23 +115,20 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], deadline: float)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group we started (`ray start --block` and what it spawned), then SIGKILL."""
+    """SIGKILL the process group we started (`ray start --block` and the raylet, agents and
+    workers it spawned, as the kubelet does to a container past its grace period) and wait until
+    the group is gone, so the next node can bind the same fixed ports."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+    process.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the group's other members (raylet, agents) gone too
+    while time.monotonic() < deadline:
         try:
             os.killpg(process.pid, 0)
         except ProcessLookupError:
             return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+        time.sleep(0.1)
+    raise TimeoutError(f"process group {process.pid} still has members after SIGKILL")
 
 
 def _run_worker(
