@@ -226,30 +226,39 @@ def _generate_ray_start(node_type: str, params: dict[str, str], resources: Mappi
 # Validation (kuberay:utils/validation.go)
 
 
+DNS1035 = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
+    "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+
+
+def _validate_group(group_name: str, group: Mapping[str, Any]) -> None:
+    """validateRayGroupResources and validateRayGroupLabels."""
+    params = group.get("rayStartParams") or {}
+    if any(params.get(k) for k in ("num-cpus", "num-gpus", "memory", "resources")) and group.get("resources"):
+        raise OperatorRefusal(
+            f"resource fields should not be set in both rayStartParams and Resources for {group_name} group; "
+            "please use only one"
+        )
+    if "labels" in params:
+        raise OperatorRefusal(
+            f"rayStartParams['labels'] is not supported for {group_name} group; please use the top-level "
+            "Labels field instead"
+        )
+
+
 def _validate_cluster(name: str, spec: Mapping[str, Any], annotations: Mapping[str, str]) -> None:
-    """ValidateRayClusterMetadata and the parts of ValidateRayClusterSpec our resources can hit."""
+    """ValidateRayClusterMetadata, then ValidateRayClusterSpec in its order, as far as our
+    resources can reach it."""
     if len(name) > 53:
         raise OperatorRefusal("RayCluster name should be no more than 53 characters")
     if not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name):
-        raise OperatorRefusal(f"RayCluster name should be a valid DNS1035 label: {name}")
+        raise OperatorRefusal(f"RayCluster name should be a valid DNS1035 label: [{DNS1035}]")
     head = spec["headGroupSpec"]
     if not head["template"]["spec"].get("containers"):
         raise OperatorRefusal("headGroupSpec should have at least one container")
-    groups = [("Head", head)] + [(group["groupName"], group) for group in spec.get("workerGroupSpecs") or []]
-    for group_name, group in groups:
-        params = group.get("rayStartParams") or {}
-        if any(params.get(k) for k in ("num-cpus", "num-gpus", "memory", "resources")) and group.get(
-            "resources"
-        ):
-            raise OperatorRefusal(
-                "resource fields should not be set in both rayStartParams and Resources for "
-                f"{group_name} group; please use only one"
-            )
-        if "labels" in params:
-            raise OperatorRefusal(
-                f"rayStartParams['labels'] is not supported for {group_name} group; please use the "
-                "top-level Labels field instead"
-            )
+    _validate_group("Head", head)
     autoscaling = bool(spec.get("enableInTreeAutoscaling"))
     for group in spec.get("workerGroupSpecs") or []:
         group_name = group["groupName"]
@@ -264,6 +273,7 @@ def _validate_cluster(name: str, spec: Mapping[str, Any], annotations: Mapping[s
             raise OperatorRefusal(
                 f"worker group {group_name} has minReplicas {low} greater than maxReplicas {high}"
             )
+        _validate_group(group_name, group)
     head_env = head["template"]["spec"]["containers"][RAY_CONTAINER].get("env") or []
     if spec.get("gcsFaultToleranceOptions") is not None:
         if (head.get("rayStartParams") or {}).get("redis-password"):
@@ -364,8 +374,11 @@ def _configure_token_auth(cluster: _Cluster, spec: Manifest) -> None:
             _set_token_auth_env(cluster, init)
 
 
-def _configure_gcs_fault_tolerance(cluster: _Cluster, template: Manifest, node_type: str) -> None:
-    """configureGCSFaultTolerance with the Redis backend (configureRedisFT)."""
+def _configure_gcs_fault_tolerance(
+    cluster: _Cluster, template: Manifest, node_type: str, params: dict[str, str]
+) -> None:
+    """configureGCSFaultTolerance with the Redis backend (configureRedisFT); on the head it adds
+    `redis-password: $REDIS_PASSWORD` to the start params (one shared map in KubeRay)."""
     annotations = template["metadata"].setdefault("annotations", {})
     options = cluster.gcs_fault_tolerance
     if node_type == "head":
@@ -383,7 +396,6 @@ def _configure_gcs_fault_tolerance(cluster: _Cluster, template: Manifest, node_t
     if not _env_exists("RAY_external_storage_namespace", env):
         env.append({"name": "RAY_external_storage_namespace", "value": namespace})
     env.append({"name": "RAY_REDIS_ADDRESS", "value": options.get("redisAddress", "")})
-    params = cluster.spec["headGroupSpec"].setdefault("rayStartParams", {})
     for option, variable, param in (
         ("redisUsername", "REDIS_USERNAME", "redis-username"),
         ("redisPassword", "REDIS_PASSWORD", "redis-password"),
@@ -479,15 +491,7 @@ def _head_template(cluster: _Cluster) -> tuple[Manifest, dict[str, str]]:
             )
             if version == "v2":
                 spec["restartPolicy"] = "Never"
-    _configure_gcs_fault_tolerance(cluster, template, "head")
-    # The head's rayStartParams may have gained redis-password from GCS fault tolerance.
-    params.update(
-        {
-            k: v
-            for k, v in (cluster.spec["headGroupSpec"].get("rayStartParams") or {}).items()
-            if k.startswith("redis-")
-        }
-    )
+    _configure_gcs_fault_tolerance(cluster, template, "head", params)
     _add_metrics_port(spec["containers"][RAY_CONTAINER])
     if cluster.auth:
         _configure_token_auth(cluster, spec)
@@ -556,7 +560,7 @@ def _worker_template(
     labels["ray.io/worker-group-replica-index"] = str(index)  # RayMultiHostIndexing (chart default: on)
     metadata["labels"] = labels
     _set_missing_start_params(params, "worker", cluster.head_port, cluster.fqdn)
-    _configure_gcs_fault_tolerance(cluster, template, "worker")
+    _configure_gcs_fault_tolerance(cluster, template, "worker", params)
     _add_metrics_port(ray)
     if cluster.autoscaling and (cluster.spec.get("autoscalerOptions") or {}).get("version") == "v2":
         spec["restartPolicy"] = "Never"
@@ -756,8 +760,10 @@ def _service_ports(head_spec: Mapping[str, Any]) -> dict[str, int]:
     return ports
 
 
-def _head_service(cluster: _Cluster) -> Manifest:
-    """BuildServiceForHeadPod: headless when ClusterIP (ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE unset)."""
+def _head_service(cluster: _Cluster, *, template_name: bool = True) -> Manifest:
+    """BuildServiceForHeadPod: headless when ClusterIP (ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE unset).
+    Only the RayCluster controller passes the head template's app.kubernetes.io/name into the
+    selector (reconcileHeadService); the RayService and RayJob controllers pass no labels."""
     head = cluster.spec["headGroupSpec"]
     if head.get("headService"):
         raise NotImplementedError("headGroupSpec.headService overrides are not modelled")
@@ -768,11 +774,9 @@ def _head_service(cluster: _Cluster) -> Manifest:
         "app.kubernetes.io/name": "kuberay",
         "app.kubernetes.io/created-by": "kuberay-operator",
     }
-    template_name = ((head["template"].get("metadata") or {}).get("labels") or {}).get(
-        "app.kubernetes.io/name"
-    )
-    if template_name is not None:
-        selector["app.kubernetes.io/name"] = template_name
+    name_label = ((head["template"].get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name")
+    if template_name and name_label is not None:
+        selector["app.kubernetes.io/name"] = name_label
     service_type = head.get("serviceType") or ""
     spec: Manifest = {
         "selector": dict(selector),
@@ -932,9 +936,13 @@ def expand_ray_cluster(obj: Mapping[str, Any]) -> list[Manifest]:
     if cluster.spec.get("suspend"):
         return objects
     template, params = _head_template(cluster)
-    objects.append(
-        _build_pod(cluster, template, "head", params, template["metadata"]["generateName"] + STAND_IN_SUFFIX)
+    head = _build_pod(
+        cluster, template, "head", params, template["metadata"]["generateName"] + STAND_IN_SUFFIX
     )
+    # createHeadPod: the spec hash for the upgrade strategy and the operator's version.
+    head["metadata"]["annotations"]["ray.io/upgrade-strategy-recreate-hash"] = "<hash of the cluster spec>"
+    head["metadata"]["annotations"]["ray.io/kuberay-version"] = KUBERAY_VERSION
+    objects.append(head)
     for group in cluster.spec.get("workerGroupSpecs") or []:
         for index in range(_desired_replicas(group)):
             template, params = _worker_template(cluster, group, index)
@@ -993,17 +1001,22 @@ def redis_cleanup_job(obj: Mapping[str, Any]) -> Manifest | None:
 
 
 def _child_cluster(
-    owner: Mapping[str, Any], kind: str, spec: Mapping[str, Any], extra: Mapping[str, str]
+    owner: Mapping[str, Any],
+    kind: str,
+    spec: Mapping[str, Any],
+    extra_labels: Mapping[str, str],
+    extra_annotations: Mapping[str, str],
 ) -> Manifest:
-    """The RayCluster a RayService or RayJob creates: `<owner>-<random5>`, the owner's labels plus
-    ray.io/originated-from-* (rayservice_controller.go constructRayClusterForRayService,
-    rayjob_controller.go constructRayClusterForRayJob, utils.GenerateRayClusterName)."""
+    """The RayCluster a RayService or RayJob creates: `<owner>-<random5>`, the owner's labels and
+    annotations plus ray.io/originated-from-* (rayservice_controller.go
+    constructRayClusterForRayService, rayjob_controller.go constructRayClusterForRayJob,
+    utils.GenerateRayClusterName)."""
     metadata = owner.get("metadata") or {}
     labels = {
         **(metadata.get("labels") or {}),
         "ray.io/originated-from-cr-name": metadata["name"],
         "ray.io/originated-from-crd": kind,
-        **extra,
+        **extra_labels,
     }
     return {
         "apiVersion": "ray.io/v1",
@@ -1012,15 +1025,26 @@ def _child_cluster(
             "name": f"{metadata['name']}-{STAND_IN_SUFFIX}",
             "namespace": metadata.get("namespace") or "default",
             "labels": labels,
-            "annotations": dict(metadata.get("annotations") or {}),
+            "annotations": {**(metadata.get("annotations") or {}), **extra_annotations},
         },
         "spec": copy.deepcopy(dict(spec)),
     }
 
 
+def _ray_service_cluster(obj: Mapping[str, Any]) -> Manifest:
+    spec = obj["spec"]["rayClusterConfig"]
+    annotations = {
+        "ray.io/hash-without-replicas-and-workers-to-delete": "<hash of the cluster spec>",
+        "ray.io/num-worker-groups": str(len(spec.get("workerGroupSpecs") or [])),
+        "ray.io/kuberay-version": KUBERAY_VERSION,
+    }
+    return _child_cluster(obj, "RayService", spec, {}, annotations)
+
+
 def _owner_head_service(cluster: _Cluster, kind: str, owner: str) -> Manifest:
-    """BuildHeadServiceForRayService / BuildHeadServiceForRayJob: `<owner>-head-svc`, the cluster's selector."""
-    service = _head_service(cluster)
+    """BuildHeadServiceForRayService / BuildHeadServiceForRayJob (common/service.go, common/job.go):
+    `<owner>-head-svc` with BuildServiceForHeadPod's selector built without the template's labels."""
+    service = _head_service(cluster, template_name=False)
     service["metadata"]["name"] = f"{owner}-head-svc"
     service["metadata"]["labels"] = {
         "ray.io/originated-from-cr-name": owner,
@@ -1046,8 +1070,8 @@ def expand_ray_service(obj: Mapping[str, Any]) -> list[Manifest]:
         )
     if obj["spec"].get("serveService"):
         raise NotImplementedError("a custom serveService is not modelled")
-    child = _child_cluster(obj, "RayService", obj["spec"]["rayClusterConfig"], {})
-    objects = expand_ray_cluster(child)
+    child = _ray_service_cluster(obj)
+    objects = [child, *expand_ray_cluster(child)]
     cluster = _cluster(child)
     objects.append(_owner_head_service(cluster, "RayService", name))
     with contextlib.suppress(OperatorRefusal):  # KubeRay logs it and requeues: no Service
@@ -1060,7 +1084,7 @@ def reconcile_errors(obj: Mapping[str, Any]) -> list[str]:
     a RayService whose head container has no `serve` port never gets its serve Service."""
     if obj.get("kind") != "RayService":
         return []
-    cluster = _cluster(_child_cluster(obj, "RayService", obj["spec"]["rayClusterConfig"], {}))
+    cluster = _cluster(_ray_service_cluster(obj))
     try:
         _serve_service(cluster, obj["metadata"]["name"])
     except OperatorRefusal as refusal:
@@ -1130,8 +1154,8 @@ def expand_ray_job(obj: Mapping[str, Any]) -> list[Manifest]:
         raise OperatorRefusal(
             "The RayJob spec is invalid: K8s token auth mode is currently not supported for RayJob"
         )
-    child = _child_cluster(obj, "RayJob", cluster_spec, {"ray.io/job-submission-mode": mode})
-    objects = expand_ray_cluster(child)
+    child = _child_cluster(obj, "RayJob", cluster_spec, {"ray.io/job-submission-mode": mode}, {})
+    objects = [child, *expand_ray_cluster(child)]
     cluster = _cluster(child)
     objects.append(_owner_head_service(cluster, "RayJob", name))
 
