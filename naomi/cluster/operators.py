@@ -9,8 +9,9 @@ submitter Job. `flyte_ray_job` returns the RayJob that Flyte's Ray plugin builds
 given Ray shape and `flyte_task_pod` the Pod of a plain container task, both from the platform's
 Flyte plugin configuration. Every modelled behaviour names its upstream source (repository, path,
 function, tag); what the model leaves out is refused with `NotImplementedError` rather than
-guessed. Names the API server or the operator randomises carry the stand-in suffix `00000`
-(Kubernetes' random alphabet has no `0`, so a stand-in never collides with a real name).
+guessed. Names the API server or the operator randomises carry a stand-in suffix of digits
+(`00000`, then `00001`... for further worker replicas): Kubernetes' random alphabet has no `0`,
+so a stand-in never collides with a real name.
 
 Sources: github.com/ray-project/kuberay at tag v1.7.0 (`ray-operator/controllers/ray/...`, below
 "kuberay:<path>") and github.com/flyteorg/flyte at tag v1.16.8 (`flyteplugins/go/tasks/...`,
