@@ -104,10 +104,12 @@ def _free_port() -> int:
         return port
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, deadline: float) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the head exited with {process.returncode}")
+            raise RuntimeError(
+                f"the head exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             return
         time.sleep(0.2)
@@ -162,7 +164,8 @@ def _run_worker(
 
 def main() -> None:
     commands = json.load(sys.stdin)
-    scratch = Path(tempfile.mkdtemp(prefix="ray-start-"))
+    # Under /tmp itself: Ray's socket paths inside RAY_TMPDIR must stay under 108 characters.
+    scratch = Path(tempfile.mkdtemp(prefix="ray-start-", dir="/tmp"))
     for folder in ("home", "tmp", "ray"):
         (scratch / folder).mkdir()
     env = {
@@ -194,7 +197,7 @@ def main() -> None:
             head_argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        _wait_for_port(port, head, deadline)
+        _wait_for_port(port, head, scratch / "head.log", deadline)
         import ray
 
         ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
@@ -205,7 +208,7 @@ def main() -> None:
         ray.shutdown()
     finally:
         _stop(head)
-    shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(results))
 
 
