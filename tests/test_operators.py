@@ -484,13 +484,10 @@ def test_flyte_defaults_the_head_service_to_node_port() -> None:
             assert {p["port"] for p in service["spec"]["ports"]} == {6379, 8265, 10001, 8080}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect 3: Flyte's Ray plugin defaults serviceType to NodePort (flyteplugins ray/config.go) and "
-    "infra/flyte.py plugins.ray sets none: GCS, client and dashboard of every RayJob on every node's ports",
-)
 @pytest.mark.parametrize("stack", ["edge-lab", "lab-ha"])
 def test_flyte_ray_heads_stay_off_node_ports(renders: dict[str, Rendered], stack: str) -> None:
+    """Defect 3 (fixed in infra/flyte.py by plugins.ray.serviceType): Flyte's default NodePort would
+    put GCS, client and dashboard of every RayJob on every node's ports."""
     objects = operators.expand_ray_job(_flyte_ray_job(renders[stack], SHAPE))
     assert {s["spec"].get("type", "ClusterIP") for s in objects if s["kind"] == "Service"} == {"ClusterIP"}
 
