@@ -12,7 +12,6 @@ the gateway. GCS fault tolerance (a Redis with a generated password) is an optio
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -150,10 +149,15 @@ def worker_group(
         "replicas": pool.min,
         "minReplicas": pool.min,
         "maxReplicas": pool.max,
+        # CPUs and the pool's custom resource go through the group-level `resources` field:
+        # KubeRay 1.7.0 single-quotes the JSON it makes of it (ray-operator/controllers/ray/common/
+        # pod.go updateRayStartParamsResources) before pasting it into the `bash -c` line, whereas
+        # rayStartParams values are pasted raw, so bash stripped the quotes of '{"x86":2}' and
+        # `ray start` aborted. KubeRay refuses num-cpus/memory/resources in both places
+        # (utils/validation.go validateRayGroupResources), so num-cpus moves here too.
+        "resources": {"cpu": str(cpus), pool.name: str(cpus)},
         "rayStartParams": {
-            "num-cpus": str(cpus),
             "object-store-memory": str(pool.object_store_bytes),
-            "resources": json.dumps({pool.name: cpus}, separators=(",", ":")),
             "metrics-export-port": str(METRICS_PORT),
         },
         "template": {
