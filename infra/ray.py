@@ -21,7 +21,7 @@ import pulumi_random as random
 
 from infra import pods
 from infra.contract import ClusterNetwork, Contract, Flow, Pods, Route, ScrapeTarget, tcp
-from infra.naming import labels, selector_labels
+from infra.naming import MANAGED_BY, PART_OF, labels, selector_labels
 from infra.profiles import Resources
 from infra.quantities import cpu_cores, memory_bytes
 from infra.versions import KUBERAY_OPERATOR, RAY_IMAGES, RAY_VERSION, REDIS_IMAGE
@@ -68,6 +68,18 @@ class RayPlatformArgs:
             raise ValueError("RayPlatformArgs.redis resources are required with gcs_fault_tolerance")
 
 
+def ray_pod_labels() -> dict[str, str]:
+    """Our labels on Ray pod templates: never `app.kubernetes.io/name`/`instance`, which KubeRay
+    sets itself (`kuberay`) and its head Services select on (kuberay v1.7.0
+    ray-operator/controllers/ray/common/service.go, utils HeadServiceLabels); ours would win and
+    leave the RayService's head Service without endpoints."""
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "naomi.io/ray-version": RAY_VERSION,
+    }
+
+
 def _shm(size_bytes: int) -> dict[str, Any]:
     return {
         "name": "dshm",
@@ -110,7 +122,7 @@ def head_group(
             "metrics-export-port": str(METRICS_PORT),
         },
         "template": {
-            "metadata": {"labels": labels("ray-head", args.cluster_name, version=RAY_VERSION)},
+            "metadata": {"labels": ray_pod_labels()},
             "spec": {
                 # The head keeps its service-account token: the in-tree autoscaler sidecar talks to
                 # the API server (KubeRay binds it a Role scoped to this cluster's pods).
@@ -163,7 +175,7 @@ def worker_group(
         "template": {
             "metadata": {
                 "labels": {
-                    **labels("ray-worker", args.cluster_name, version=RAY_VERSION),
+                    **ray_pod_labels(),
                     "naomi.io/ray-pool": pool.name,
                 }
             },

@@ -152,8 +152,17 @@ def ray_service_spec(spec: ModelSpec, head: Resources, image: pulumi.Input[str])
     env = mlflow_env()
     head_spec = head_group(cluster, image, env)
     head_spec["template"]["metadata"]["labels"]["naomi.io/rayservice"] = spec.name
+    # KubeRay builds the RayService's serve Service (<name>-serve-svc) from the head container's
+    # port named `serve` (kuberay v1.7.0 ray-operator/controllers/ray/common/service.go
+    # BuildServeService); without it the gateway route has no Service to reach.
+    head_spec["template"]["spec"]["containers"][0]["ports"].append(
+        {"name": "serve", "containerPort": SERVE_PORT}
+    )
     worker = worker_group(cluster, pool, image, env)
     worker["template"]["metadata"]["labels"]["naomi.io/rayservice"] = spec.name
+    worker["template"]["spec"]["containers"][0]["ports"].append(
+        {"name": "serve", "containerPort": SERVE_PORT}
+    )
     # Serve replicas read the model from MLflow: the workers need the service-account token off
     # (already) and nothing else from the API server.
     return {

@@ -145,18 +145,29 @@ def test_pods_carry_kuberay_labels_containers_and_ports(renders: dict[str, Rende
             spec = pod["spec"]
             if head:
                 assert labels["ray.io/group"] == "headgroup"
-                assert labels["app.kubernetes.io/name"] == "ray-head"  # the template's overrides kuberay's
+                assert labels["app.kubernetes.io/name"] == "kuberay"  # ours no longer override it
                 assert [c["name"] for c in spec["containers"]] == ["ray-head", "autoscaler"]
                 assert "initContainers" not in spec
                 ports = {p["name"]: p["containerPort"] for p in spec["containers"][0]["ports"]}
-                assert ports == {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080}
+                serve = {"serve": 8000} if obj["kind"] == "RayService" else {}
+                assert ports == {
+                    "gcs-server": 6379,
+                    "dashboard": 8265,
+                    "client": 10001,
+                    "metrics": 8080,
+                    **serve,
+                }
                 assert spec["serviceAccountName"] == cluster  # KubeRay's autoscaler account
                 assert operators.token_mounted(spec)
             else:
                 assert labels["ray.io/group"] == labels["naomi.io/ray-pool"]
                 assert [c["name"] for c in spec["containers"]] == ["ray-worker"]
                 assert [c["name"] for c in spec["initContainers"]] == ["wait-gcs-ready"]
-                assert spec["containers"][0]["ports"] == [{"name": "metrics", "containerPort": 8080}]
+                serve_port = [{"name": "serve", "containerPort": 8000}] if obj["kind"] == "RayService" else []
+                assert spec["containers"][0]["ports"] == [
+                    {"name": "metrics", "containerPort": 8080},
+                    *serve_port,
+                ]
                 assert not operators.token_mounted(spec)
             if obj["kind"] == "RayService":
                 assert labels["ray.io/serve"] == ("false" if head else "true")
@@ -336,11 +347,6 @@ def _flyte_free_ray_service() -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra/serving.py: the RayService head container has no port named 'serve', so KubeRay never "
-    "creates <name>-serve-svc that the gateway route points at",
-)
 @pytest.mark.parametrize("stack", ["edge-lab", "lab-ha"])
 def test_every_rayservice_gets_its_serve_service(renders: dict[str, Rendered], stack: str) -> None:
     for obj in renders[stack].kubernetes:
@@ -348,12 +354,6 @@ def test_every_rayservice_gets_its_serve_service(renders: dict[str, Rendered], s
             assert operators.reconcile_errors(obj) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra/ray.py head_group labels the head template app.kubernetes.io/name=ray-head, which "
-    "overrides KubeRay's on the pod, while the RayService's own <name>-head-svc selects "
-    "app.kubernetes.io/name=kuberay (BuildHeadServiceForRayService passes no template labels): no endpoints",
-)
 def test_rayservice_head_service_selects_the_head(renders: dict[str, Rendered]) -> None:
     (service,) = [o for o in renders["edge-lab"].kubernetes if o["kind"] == "RayService"]
     objects = operators.expand_ray_service(service)

@@ -61,7 +61,8 @@ def test_ray_cluster_has_a_pool_per_architecture(renders: dict[str, Rendered]) -
         spec = groups[name]["template"]["spec"]
         assert spec["nodeSelector"] == {"kubernetes.io/arch": arch}
         assert spec["containers"][0]["image"] == RAY_IMAGES[arch]
-        assert json.loads(groups[name]["rayStartParams"]["resources"]) == {name: 2}
+        # Group-level resources: KubeRay quotes them for bash itself (rayStartParams did not).
+        assert groups[name]["resources"] == {"cpu": "2", name: "2"}
         shm = next(v for v in spec["volumes"] if v["name"] == "dshm")
         assert shm["emptyDir"]["medium"] == "Memory"
     pi = groups["pi"]

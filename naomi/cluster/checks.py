@@ -9,14 +9,14 @@ are empty for every example stack; `naomi check cluster --stack X` prints them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from naomi.cluster import admission
+from naomi.cluster import admission, operators, prometheus_operator
 from naomi.cluster.flows import FlowReport, prove
 from naomi.cluster.gateway import route_problems, traefik_settings
-from naomi.cluster.model import ClusterModel, Expander, ModelPod
+from naomi.cluster.model import ClusterModel, Expander, ModelObject, ModelPod
 from naomi.cluster.placement import InventoryNode, placement_problems
 from naomi.render.engine import Evaluation
 from naomi.render.tree import Rendered
@@ -24,13 +24,22 @@ from naomi.render.tree import Rendered
 NETWORK_POLICIES = "naomi:platform:NetworkPolicies"
 
 
-def expanders() -> dict[str, Expander]:
-    """The operators the platform runs, as functions from a custom resource to what they create."""
-    return {}
+def expanders(objects: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Expander]:
+    """The operators the platform runs, as functions from a custom resource to what they create:
+    KubeRay 1.7.0 (`naomi.cluster.operators`) and prometheus-operator (its settings read from the
+    chart-rendered operator Deployment, `naomi.cluster.prometheus_operator`)."""
+
+    def kuberay(item: ModelObject) -> Sequence[Mapping[str, Any]]:
+        return operators.expand(item.obj)
+
+    found: dict[str, Expander] = {kind: kuberay for kind in ("RayCluster", "RayService", "RayJob")}
+    found.update(prometheus_operator.operator_expanders(obj for _, obj in objects))
+    return found
 
 
 def cluster_model(rendered: Rendered) -> ClusterModel:
-    return ClusterModel.from_objects(_all_objects(rendered), expanders())
+    objects = _all_objects(rendered)
+    return ClusterModel.from_objects(objects, expanders(objects))
 
 
 def _all_objects(rendered: Rendered) -> list[tuple[str, Mapping[str, Any]]]:

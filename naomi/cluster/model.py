@@ -126,9 +126,10 @@ def pod_templates(item: ModelObject) -> Iterator[ModelPod]:
         return
     spec: Mapping[str, Any] = obj.get("spec") or {}
     if kind == "Pod":
-        yield ModelPod(
-            item.namespace, item.describe(), item.origin, obj.get("metadata") or {}, spec, 1, False
-        )
+        # A bare Pod that always restarts (the Ray pods KubeRay creates) is a long-running service.
+        long_running = spec.get("restartPolicy", "Always") == "Always"
+        metadata = obj.get("metadata") or {}
+        yield ModelPod(item.namespace, item.describe(), item.origin, metadata, spec, 1, long_running)
         return
     if kind == "CronJob":
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
