@@ -30,6 +30,15 @@ GROUP = worker_group(
     POOL,
 )
 DEFAULTS = TaskDefaults()
+# Flyte's Ray plugin has no group-level `resources`: the custom resource travels in the start
+# params and must carry its own shell quotes (KubeRay pastes them raw into `bash -c`).
+START_PARAMS = {
+    **GROUP["rayStartParams"],
+    "num-cpus": GROUP["resources"]["cpu"],
+    "resources": "'"
+    + json.dumps({POOL.name: int(GROUP["resources"][POOL.name])}, separators=(",", ":"))
+    + "'",
+}
 WORKER_RESOURCES = GROUP["template"]["spec"]["containers"][0]["resources"]
 
 RAY_CONFIG = RayJobConfig(
@@ -40,7 +49,7 @@ RAY_CONFIG = RayJobConfig(
             replicas=max(GROUP["minReplicas"], 1),
             min_replicas=GROUP["minReplicas"],
             max_replicas=GROUP["maxReplicas"],
-            ray_start_params=GROUP["rayStartParams"],
+            ray_start_params=START_PARAMS,
             requests=Resources(
                 cpu=WORKER_RESOURCES["requests"]["cpu"], mem=WORKER_RESOURCES["requests"]["memory"]
             ),
@@ -81,7 +90,7 @@ def test_ray_task_carries_the_pool_config() -> None:
     custom = squares_on_ray.get_custom(settings)
     worker = custom["rayCluster"]["workerGroupSpec"][0]
     assert worker["groupName"] == "pi" and worker["maxReplicas"] == 2
-    assert json.loads(worker["rayStartParams"]["resources"]) == {"pi": 2}
+    assert json.loads(worker["rayStartParams"]["resources"].strip("'")) == {"pi": 2}
     assert worker["rayStartParams"]["object-store-memory"] == str(2**29)
     assert custom["shutdownAfterJobFinishes"] is True
 
