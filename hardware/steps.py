@@ -1,14 +1,23 @@
-"""Turning a shipped script into a remote command: one place for quoting, hashing and SSH.
+"""Turning a shipped script into a command: one place for quoting, PATH, SSH and lifecycle.
 
-Each provisioning step runs a file from `hardware/scripts/` on a host through a heredoc, so
-the render shows exactly the script that runs, and its `triggers` carry a hash of the script
-and its parameters: editing a script re-runs that step on the next `pulumi up`, and nothing
-else does.
+Each provisioning step runs a file from `hardware/scripts/` through a quoted heredoc, so the
+render shows exactly the script that runs. The script arrives as the argument of `bash -c`
+(it is public: it is in this repository) and standard input stays free for secrets, which
+never appear on a command line: pulumi-command quotes the whole command in its error
+messages (`fmt.Errorf("%w: running %q:\\n%s", err, cmd, ...)` in
+provider/pkg/provider/remote/commandOutputs.go at v1.2.1) and `ps` shows it to every user.
+
+Lifecycle (pulumi-command 1.2.1): `triggers` is tagged `replaceOnChanges`
+(provider/pkg/provider/common/inputs.go) and a replace runs the *old* resource's `delete`
+(Delete reads `req.State`, provider/pkg/provider/remote/commandController.go); every other
+input change is an update, which runs `update` (or `create` when there is none). So no step
+here has triggers: a script or parameter edit changes `create`/`update`, which updates the
+step in place, and a step with a destructive delete is tied to the node's identity (its
+resource name) only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from collections.abc import Mapping
 from importlib import resources
@@ -20,33 +29,42 @@ from hardware.inventory import Node
 
 HEREDOC = "NAOMI_SCRIPT_EOF"
 
+# Debian's sudo resets PATH to its secure_path, which has no /snap/bin (snapd PR #8884,
+# "Debian does not allow $SNAP_MOUNT_DIR/bin in sudo secure_path"; a sudoers drop-in cannot
+# extend it, PR #8885), so `microk8s` is "command not found" under `sudo` on Raspberry Pi
+# OS and Debian. `env PATH=...` runs after sudo, as root, and sets it explicitly.
+ROOT_PATH = "/snap/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 def script_text(name: str) -> str:
     """A script shipped in `hardware/scripts/`, read from the installed package."""
     return resources.files("hardware").joinpath("scripts", name).read_text()
 
 
-def script_command(name: str, parameters: Mapping[str, str], *, as_root: bool = True) -> str:
-    """`sudo -n env VAR=value ... bash -s` with the script as a quoted heredoc (no expansion).
-
-    Remote steps need root (snap, microk8s, /boot): the SSH user needs passwordless sudo, and
-    `sudo -n` fails at once with "a password is required" instead of hanging.
-    """
-    text = script_text(name)
+def _embedded(name: str, text: str) -> str:
     if HEREDOC in text:
         raise ValueError(f"script {name} must not contain the heredoc marker {HEREDOC}")
-    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(parameters.items()))
-    words = ["sudo -n"] if as_root else []
-    words += ["env", assignments] if assignments else []
-    launcher = " ".join([*words, "bash -s"])
-    return f"{launcher} <<'{HEREDOC}'\n{text}{HEREDOC}\n"
+    return f"\"$(cat <<'{HEREDOC}'\n{text}{HEREDOC}\n)\" naomi-{name}"
 
 
-def fingerprint(name: str, parameters: Mapping[str, str]) -> str:
-    digest = hashlib.sha256(script_text(name).encode())
-    for key, value in sorted(parameters.items()):
-        digest.update(f"\0{key}={value}".encode())
-    return digest.hexdigest()[:16]
+def script_command(name: str, parameters: Mapping[str, str]) -> str:
+    """`sudo -n env PATH=... VAR=value ... bash -c "<script>" naomi-<name>` (runs as root).
+
+    Remote steps need root (snap, microk8s, /boot): the SSH user needs passwordless sudo, and
+    `sudo -n` fails at once with "a password is required" instead of hanging. Standard input
+    passes through `sudo` to the script (tokens travel there).
+    """
+    assignments = " ".join(
+        f"{key}={shlex.quote(value)}" for key, value in sorted({"PATH": ROOT_PATH, **parameters}.items())
+    )
+    return f"sudo -n env {assignments} bash -c {_embedded(name, script_text(name))}\n"
+
+
+def local_command(name: str) -> str:
+    """An operator-side script (parameters come from the step's `environment`), with the
+    shared SSH helper `operator-ssh.sh` in front of it."""
+    text = script_text("operator-ssh.sh") + script_text(name)
+    return f"bash -c {_embedded(name, text)}\n"
 
 
 def connection(node: Node, private_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:
@@ -62,6 +80,16 @@ def connection(node: Node, private_key: pulumi.Input[str]) -> command.remote.Con
     )
 
 
+def ssh_environment(prefix: str, node: Node) -> dict[str, str]:
+    """What operator-side scripts need to reach `node` (see operator-ssh.sh)."""
+    return {
+        f"{prefix}_ADDRESS": node.address,
+        f"{prefix}_SSH_PORT": str(node.ssh_port),
+        f"{prefix}_SSH_USER": node.ssh_user,
+        f"{prefix}_HOST_KEY": node.host_key,
+    }
+
+
 def script_step(
     resource_name: str,
     ssh: command.remote.ConnectionArgs,
@@ -70,14 +98,14 @@ def script_step(
     opts: pulumi.ResourceOptions,
     **extra: object,
 ) -> command.remote.Command:
-    """A remote step that re-runs (create or update) exactly when its script or parameters change."""
+    """A remote step whose script or parameter edits reach the host through `update`."""
     run = script_command(script, parameters)
     return command.remote.Command(
         resource_name,
         connection=ssh,
         create=run,
         update=run,
-        triggers=[fingerprint(script, parameters)],
+        add_previous_output_in_env=False,
         opts=opts,
         **extra,
     )

@@ -137,6 +137,12 @@ class ClusterConfig(_Model):
     ssh_user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     microk8s: MicroK8sSettings = MicroK8sSettings()
     nodes: tuple[NodeSpec, ...] = ()
+    api_endpoint: Host | None = Field(
+        default=None,
+        description="HA: a virtual IP or load-balancer address (yours) in front of the control planes' "
+        "API servers (port 16443); the kubeconfig points at it and it is in their certificates. "
+        "Without it the kubeconfig points at the first control plane only",
+    )
     kubeconfig: KubeconfigSettings = KubeconfigSettings()
     stack: StackReferenceSettings | None = None
     pod_cidr: PodCidr = Field(
@@ -163,6 +169,8 @@ class ClusterConfig(_Model):
         if self.mode != "microk8s":
             if self.nodes:
                 raise ValueError(f"nodes are only provisioned in mode 'microk8s' (mode is {self.mode!r})")
+            if self.api_endpoint is not None:
+                raise _KeyError(("apiEndpoint",), f"only used in mode 'microk8s' (mode is {self.mode!r})")
             if self.mode == "stack" and self.stack is None:
                 raise ValueError("mode 'stack' needs stack: {name: <org/project/stack>}")
             return self
@@ -179,6 +187,11 @@ class ClusterConfig(_Model):
                     )
                 first_seen[value] = index
         control_planes = sum(1 for node in self.nodes if node.role == "control-plane")
+        if self.api_endpoint is not None and control_planes < 3:
+            raise _KeyError(
+                ("apiEndpoint",),
+                f"an HA endpoint needs 3 or more control planes ({control_planes} in nodes); remove it",
+            )
         if control_planes == 0:
             raise ValueError("at least one node needs role 'control-plane'")
         if control_planes != 1 and (control_planes < 3 or control_planes % 2 == 0):

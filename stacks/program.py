@@ -61,10 +61,13 @@ def read_config() -> StackConfig:
 class ClusterAccess:
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    # Provisioned clusters: the addons step (e.g. the registry images are pushed to).
+    addons_ready: tuple[pulumi.Resource, ...] = ()
 
 
 def cluster_layer(config: StackConfig) -> ClusterAccess:
     cluster = config.cluster
+    ready: list[pulumi.Resource] = []
     if cluster.mode == "microk8s":
         assert config.ssh_private_key is not None  # guaranteed by the config model
         nodes = tuple(
@@ -90,9 +93,18 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
                 channel=cluster.microk8s.channel,
                 addons=cluster.microk8s.addons,
                 join_token_ttl_seconds=cluster.microk8s.join_token_ttl_seconds,
+                api_endpoint=cluster.api_endpoint,
+                registry=config.images.registry if config.images.build else None,
             ),
         )
         kubeconfig = microk8s.kubeconfig
+        ready.append(microk8s.addons)
+        if config.images.build and config.images.registry.split(":")[0] in ("localhost", "127.0.0.1"):
+            pulumi.log.warn(
+                f"naomi:images.registry {config.images.registry} is the machine running pulumi, not the "
+                "cluster: set it to a node address reachable from here, e.g. <control-plane address>:32000 "
+                "(docs/nodes.md, images)"
+            )
     elif cluster.mode == "kubeconfig" and cluster.kubeconfig.path is not None:
         path = Path(cluster.kubeconfig.path).expanduser()
         if not path.is_file():
@@ -112,7 +124,7 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
         enable_server_side_apply=True,
         delete_unreachable=True,
     )
-    return ClusterAccess(kubeconfig=kubeconfig, provider=provider)
+    return ClusterAccess(kubeconfig=kubeconfig, provider=provider, addons_ready=tuple(ready))
 
 
 @dataclass(frozen=True)
@@ -598,6 +610,8 @@ def main() -> None:
                 registry=config.images.registry,
                 project_root=PROJECT_ROOT,
             ),
+            # Pushes go to the cluster's registry addon: only once the addons are up.
+            opts=pulumi.ResourceOptions(depends_on=list(access.addons_ready)),
         )
         pulumi.export("images", images.refs)
         platform = platform_layer(config, access, images)

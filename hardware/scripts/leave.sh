@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# On a node being removed: leave the cluster if it is in one.
+# On a node being removed: leave the cluster if it joined one (either role).
+# NAOMI_ROOT prefixes file paths for the test harness.
 set -euo pipefail
 root="${NAOMI_ROOT:-}"
-if ! command -v microk8s >/dev/null 2>&1; then
+if ! snap list microk8s >/dev/null 2>&1; then
   echo "naomi: microk8s not installed; nothing to leave"
   exit 0
 fi
-if [ -f "$root/var/snap/microk8s/current/var/lock/clustered.lock" ]; then
+# The marker join writes for both roles (see joined.sh); microk8s-leave.wrapper checks it too.
+if [ -e "$root/var/snap/microk8s/current/var/lock/no-cert-reissue" ]; then
   microk8s leave
   echo "naomi: node left the cluster"
 else

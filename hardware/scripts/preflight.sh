@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Preflight: the host is what the inventory says and can run microk8s.
+# Preflight: the host is what the inventory says and can run microk8s; then its hostname is
+# the inventory name (microk8s registers the node under the hostname, and stock images all
+# call themselves raspberrypi or ubuntu: canonical/microk8s#2273). Changes nothing but the
+# hostname and its /etc/hosts line, and only after every check passed.
 # Parameters: EXPECTED_ARCH (amd64|arm64), BOARD (generic|rpi4|rpi5), NODE_NAME.
 # NAOMI_ROOT prefixes every file path (the test harness runs this against a fake root).
 set -euo pipefail
@@ -22,7 +25,10 @@ case "$os_id" in
 esac
 
 model=""
-[ -r "$root/proc/device-tree/model" ] && model="$(tr -d '\0' < "$root/proc/device-tree/model")"
+# /proc/device-tree is a link to /sys/firmware/devicetree/base where a device tree exists.
+for source in "$root/sys/firmware/devicetree/base/model" "$root/proc/device-tree/model"; do
+  if [ -r "$source" ]; then model="$(tr -d '\0' < "$source")"; break; fi
+done
 case "$BOARD" in
   rpi4) [[ "$model" == *"Raspberry Pi 4"* || "$model" == *"Raspberry Pi Compute Module 4"* ]] \
           || fail "inventory says board rpi4 but the device tree says '${model:-none}'" ;;
@@ -41,5 +47,27 @@ if [ "$(timedatectl show -p NTPSynchronized --value 2>/dev/null || echo no)" != 
 fi
 if [ -n "$(swapon --noheadings --show=NAME 2>/dev/null)" ]; then
   fail "swap is on: sudo swapoff -a and remove swap from /etc/fstab (and dphys-swapfile on Raspberry Pi OS)"
+fi
+
+current="$(hostname)"
+if [ "$current" != "$NODE_NAME" ]; then
+  if snap list microk8s >/dev/null 2>&1; then
+    fail "the hostname is '${current}' and microk8s already runs under it; renaming a cluster node breaks it: name the inventory entry '${current}', or remove microk8s (sudo snap remove microk8s --purge) and run again"
+  fi
+  # hostnamectl writes /etc/hostname and sets the running kernel's hostname (systemd-hostnamed).
+  hostnamectl set-hostname "$NODE_NAME" \
+    || fail "could not set the hostname to '${NODE_NAME}': sudo hostnamectl set-hostname ${NODE_NAME}"
+  echo "naomi preflight ${NODE_NAME}: hostname was '${current}', now '${NODE_NAME}'"
+fi
+# Debian resolves its own hostname through a 127.0.1.1 line (sudo warns "unable to resolve
+# host" without it); Raspberry Pi OS's raspi-config rewrites that line on a rename too.
+hosts="$root/etc/hosts"
+if ! grep -qE "^127\.0\.1\.1[[:space:]]+${NODE_NAME}([[:space:]]|$)" "$hosts" 2>/dev/null; then
+  if grep -qE '^127\.0\.1\.1[[:space:]]' "$hosts" 2>/dev/null; then
+    sed -i -E "s/^127\.0\.1\.1[[:space:]].*/127.0.1.1\t${NODE_NAME}/" "$hosts"
+  else
+    printf '127.0.1.1\t%s\n' "$NODE_NAME" >> "$hosts"
+  fi
+  echo "naomi preflight ${NODE_NAME}: /etc/hosts maps ${NODE_NAME} to 127.0.1.1"
 fi
 echo "naomi preflight ${NODE_NAME}: ok (${os_id} ${arch}${model:+, ${model}})"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# On the first control plane: forget NODE_ADDRESS (works when the host is already gone).
+# On the first control plane: forget the node NODE_NAME (works when the host is already gone).
+# Node names are the inventory names: preflight.sh makes them the hostnames.
 set -euo pipefail
-name="$(microk8s kubectl get nodes -o jsonpath="{range .items[?(@.status.addresses[0].address==\"${NODE_ADDRESS}\")]}{.metadata.name}{end}" 2>/dev/null || true)"
-if [ -z "$name" ]; then
-  echo "naomi: ${NODE_ADDRESS} is not a member; nothing to remove"
+if ! microk8s kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
+  echo "naomi: ${NODE_NAME} is not a member; nothing to remove"
   exit 0
 fi
-microk8s remove-node "$name" --force
-echo "naomi: removed ${name} (${NODE_ADDRESS})"
+microk8s remove-node "$NODE_NAME" --force
+echo "naomi: removed ${NODE_NAME}"
