@@ -3,7 +3,9 @@
 The base revision is exported with `git archive` into a temporary folder and rendered there
 by its own code (in a subprocess, so old and new modules never mix); the head is the
 working tree. Every render file is one object, so the diff lists objects added, removed and
-changed, with a unified diff of each changed object.
+changed, with a unified diff of each changed object. Command steps are labelled with what
+`pulumi up` would do to them (`naomi.render.lifecycle`: create/update/replace/delete), and a
+replace or delete that runs a destructive delete command is marked loudly.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 
 from naomi.render.engine import RenderError
+from naomi.render.lifecycle import StepChange, plan_from_trees, steps_from_tree
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,16 @@ class TreeDiff:
     added: list[str]
     removed: list[str]
     changed: dict[str, str]
+    # Command files (base path for removed steps, head path otherwise) -> what pulumi would do.
+    steps: dict[str, StepChange] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         return not (self.added or self.removed or self.changed)
+
+    def _label(self, path: str) -> str:
+        step = self.steps.get(path)
+        return f" — {step.label()}" if step is not None else ""
 
     def markdown(self, title: str) -> str:
         lines = [f"### {title}", ""]
@@ -38,12 +47,18 @@ class TreeDiff:
             return "\n".join(lines) + "\n"
         lines.append(f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed")
         lines.append("")
+        loud = [step for step in self.steps.values() if step.destructive]
+        if loud:
+            lines.append(f"> **WARNING: {len(loud)} step(s) would run a destructive delete:**")
+            for step in loud:
+                lines.append(f"> - `{step.resource}`: {step.operation} ({step.reason})")
+            lines.append("")
         for path in self.added:
-            lines.append(f"- added `{path}`")
+            lines.append(f"- added `{path}`{self._label(path)}")
         for path in self.removed:
-            lines.append(f"- removed `{path}`")
+            lines.append(f"- removed `{path}`{self._label(path)}")
         for path, patch in self.changed.items():
-            lines.extend([f"- changed `{path}`", "", "```diff", patch.rstrip("\n"), "```", ""])
+            lines.extend([f"- changed `{path}`{self._label(path)}", "", "```diff", patch.rstrip("\n"), "```", ""])
         return "\n".join(lines) + "\n"
 
 
@@ -61,7 +76,22 @@ def diff_files(base: dict[str, str], head: dict[str, str]) -> TreeDiff:
                 n=3,
             )
             changed[path] = "".join(patch)
-    return TreeDiff(added=added, removed=removed, changed=changed)
+    return TreeDiff(added=added, removed=removed, changed=changed, steps=_step_labels(base, head))
+
+
+def _step_labels(base: dict[str, str], head: dict[str, str]) -> dict[str, StepChange]:
+    plan = plan_from_trees(base, head)
+    labels: dict[str, StepChange] = {}
+    for tree in (base, head):  # head paths win for steps present in both
+        for path, resource in _paths_by_resource(tree).items():
+            if resource in plan:
+                labels[path] = plan[resource]
+    return labels
+
+
+def _paths_by_resource(tree: dict[str, str]) -> dict[str, str]:
+    """Command file path -> its resource id."""
+    return {path: resource for path in tree for resource in steps_from_tree({path: tree[path]})}
 
 
 def read_tree(root: Path) -> dict[str, str]:
