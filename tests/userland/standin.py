@@ -77,13 +77,17 @@ def site() -> Iterator[dict[str, Any]]:
 def fail_once(argv: list[str]) -> None:
     """`failures` in the site state: [{"address": a, "argv": prefix, "message": m}] fail once."""
     me = host_info()["address"]
+    matched = None
     with site() as state:
         for rule in list(state.get("failures", [])):
             if rule["address"] == me and " ".join(argv).startswith(rule["argv"]):
                 state["failures"].remove(rule)
-                print(rule["message"])
-                log("READ", argv)
-                sys.exit(rule.get("code", 1))
+                matched = rule
+                break
+    if matched is not None:  # after the state is written back
+        print(matched["message"])
+        log("READ", argv)
+        sys.exit(matched.get("code", 1))
 
 
 def need_root(message: str) -> None:
