@@ -261,3 +261,17 @@ def test_a_vanished_host_is_skipped_on_removal(edge) -> None:  # type: ignore[no
     assert "CHANGE microk8s leave" in pi.changes()
     assert not pi.exists("/var/snap/microk8s/current/var/lock/no-cert-reissue")
     assert sorted(site.cluster_nodes(ADDRESSES["cp-1"])) == ["cp-1"]
+
+
+def test_a_channel_change_refreshes_the_snap(tmp_path: Path) -> None:
+    from hardware.steps import script_command
+
+    site = make_site(tmp_path, [node("x86-1")])
+    host = site.hosts[ADDRESSES["x86-1"]]
+    for channel in ("1.32/stable", "1.33/stable", "1.33/stable"):
+        result = host.session(script_command("install-microk8s.sh", {"CHANNEL": channel, "API_SAN": "", "REGISTRY": ""}))
+        assert result.returncode == 0, result.stderr
+    assert [c for c in host.changes() if c.startswith("CHANGE snap")] == [
+        "CHANGE snap install microk8s --classic --channel=1.32/stable",
+        "CHANGE snap refresh microk8s --channel=1.33/stable",
+    ]

@@ -1,8 +1,11 @@
-"""A fake host for the provisioning scripts: a temporary root plus stub commands on PATH.
+"""A fast fake host for the provisioning scripts: a temporary root plus stub commands on PATH.
 
-The scripts run exactly as the component renders them (`script_command`: parameters, `bash -s`
-and a heredoc), with `NAOMI_ROOT` pointing at the fake root and stubs for snap, microk8s,
-uname, systemd-run, timedatectl, swapon, findmnt, df and flock.
+Kept only where the real Debian userland (tests/userland) adds nothing: preflight's refusals
+(architecture, OS, board, memory, disk, clock, swap: numbers a real kernel cannot be made to
+report) and the SD-card warning (findmnt's source). The scripts run as the component renders
+them (`script_command`), with `NAOMI_ROOT` pointing at the fake root and stubs for snap,
+microk8s, uname, systemd-run, timedatectl, swapon, findmnt, df, flock and sudo (which keeps
+the stubs first on the PATH the command line sets).
 """
 
 from __future__ import annotations
@@ -97,13 +100,14 @@ class FakeHost:
             if p.is_file() and p.name != "calls.log"
         }
 
-    def run(self, script: str, parameters: dict[str, str], *, as_root: bool = True, **fake: str) -> Result:
+    def run(self, script: str, parameters: dict[str, str], **fake: str) -> Result:
         log = self.root / ".fake" / "calls.log"
         before = log.read_text().splitlines() if log.exists() else []
         env = {
             "PATH": f"{self.bin}:/usr/bin:/bin",
             "NAOMI_ROOT": str(self.root),
             "HOME": str(self.root),
+            "FAKE_BIN": str(self.bin),
             "LANG": "C.UTF-8",
             **self.env,
             **fake,

@@ -161,6 +161,8 @@ def main() -> int:
         return 0
     if command == "sudo":
         args = [a for a in argv[1:] if a != "-n"]
+        # the command line sets PATH (hardware.steps.ROOT_PATH): keep the stubs in front of it
+        args = [f"PATH={env['FAKE_BIN']}:{a[5:]}" if a.startswith("PATH=") else a for a in args]
         os.execvp(args[0], args)
     if command == "ssh":
         log("READ", argv)
