@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
@@ -96,7 +95,11 @@ def test_no_join_token_in_state_on_a_command_line_or_in_an_environment(
 ) -> None:
     for stack in ("edge-lab", "lab-ha"):
         records = evaluations[stack].records
-        assert not [r.name for r in records if r.type == "random:index/randomPassword:RandomPassword" and "join" in r.name]
+        assert not [
+            r.name
+            for r in records
+            if r.type == "random:index/randomPassword:RandomPassword" and "join" in r.name
+        ]
         for record in records:
             if record.type in ("command:remote:Command", "command:local:Command"):
                 commands = " ".join(str(record.inputs.get(k)) for k in ("create", "update", "delete"))
@@ -108,12 +111,16 @@ def test_every_remote_script_runs_with_snap_bin_on_sudos_path(renders: dict[str,
     for path, text in renders["edge-lab"].files.items():
         if path.startswith("commands/"):
             document = yaml.safe_load(text)
-            remote = [document["create"]] if document["connection"] else [
-                v for k, v in document["environment"].items() if k.startswith("REMOTE_")
-            ]
+            remote = (
+                [document["create"]]
+                if document["connection"]
+                else [v for k, v in document["environment"].items() if k.startswith("REMOTE_")]
+            )
             for command in remote:
                 if command and command.startswith("sudo"):
-                    assert command.startswith(f"sudo -n env {'' if 'API_SAN' not in command else 'API_SAN='}"), path
+                    assert command.startswith(
+                        f"sudo -n env {'' if 'API_SAN' not in command else 'API_SAN='}"
+                    ), path
                     assert f"PATH={steps.ROOT_PATH} " in command, path
 
 
@@ -134,7 +141,9 @@ def test_the_kubeconfig_points_at_the_ha_endpoint_when_given(project_dir: Path) 
     config, secrets = load_stack_file(project_dir / "stacks" / "Pulumi.lab-ha.yaml")
     cluster = json.loads(config["naomi:cluster"])
     config["naomi:cluster"] = json.dumps({**cluster, "apiEndpoint": "fd00::100"})
-    steps_by_name = {r.name: r.inputs for r in evaluate(stack_program(project_dir), "lab-ha", config, secrets).records}
+    steps_by_name = {
+        r.name: r.inputs for r in evaluate(stack_program(project_dir), "lab-ha", config, secrets).records
+    }
     assert "API_SERVER='https://[fd00::100]:16443'" in steps_by_name["cluster-kubeconfig"]["create"]
     assert "API_SAN=fd00::100 " in steps_by_name["cluster-cp-2-install"]["create"]
     assert "API_SAN='' " in steps_by_name["cluster-x86-1-install"]["create"]
@@ -171,13 +180,20 @@ def _rotate_key(config: dict[str, str]) -> None:
     config["naomi:sshPrivateKey"] = "<secret:naomi:sshPrivateKey:rotated>"
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in (Path(steps.__file__).parent / "scripts").glob("*.sh")))
+@pytest.mark.parametrize(
+    "script", sorted(p.name for p in (Path(steps.__file__).parent / "scripts").glob("*.sh"))
+)
 def test_editing_a_script_updates_and_never_runs_a_destructive_delete(
-    script: str, project_dir: Path, monkeypatch: pytest.MonkeyPatch, lab_steps: dict[str, dict]  # type: ignore[type-arg]
+    script: str,
+    project_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lab_steps: dict[str, dict],  # type: ignore[type-arg]
 ) -> None:
     base = lab_steps
     original = steps.script_text
-    monkeypatch.setattr(steps, "script_text", lambda name: original(name) + ("# edited\n" if name == script else ""))
+    monkeypatch.setattr(
+        steps, "script_text", lambda name: original(name) + ("# edited\n" if name == script else "")
+    )
     plan = plan_from_steps(base, _lab(project_dir))
     assert plan, f"editing {script} changes no step"
     assert {change.operation for change in plan.values()} == {"update"}, plan
@@ -190,14 +206,18 @@ def test_editing_a_script_updates_and_never_runs_a_destructive_delete(
     ids=["rotate-ssh-key", "token-ttl", "channel"],
 )
 def test_config_edits_update_and_never_run_a_destructive_delete(
-    edit: Callable[[dict[str, str]], None], project_dir: Path, lab_steps: dict[str, dict]  # type: ignore[type-arg]
+    edit: Callable[[dict[str, str]], None],
+    project_dir: Path,
+    lab_steps: dict[str, dict],  # type: ignore[type-arg]
 ) -> None:
     plan = plan_from_steps(lab_steps, _lab(project_dir, edit))
     assert plan and {change.operation for change in plan.values()} == {"update"}, plan
     assert not destructive(plan.values())
 
 
-def test_only_the_removed_node_runs_a_destructive_delete(project_dir: Path, lab_steps: dict[str, dict]) -> None:  # type: ignore[type-arg]
+def test_only_the_removed_node_runs_a_destructive_delete(
+    project_dir: Path, lab_steps: dict[str, dict]
+) -> None:  # type: ignore[type-arg]
     import json
 
     def drop_pi_4(config: dict[str, str]) -> None:
@@ -214,18 +234,25 @@ def test_render_diff_labels_an_add_node_edit_as_updates_only(
     renders: dict[str, Rendered], project_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original = steps.script_text
-    monkeypatch.setattr(steps, "script_text", lambda name: original(name) + ("# edited\n" if name == "add-node.sh" else ""))
+    monkeypatch.setattr(
+        steps, "script_text", lambda name: original(name) + ("# edited\n" if name == "add-node.sh" else "")
+    )
     changes = diff_files(renders["edge-lab"].files, render(evaluate_stack(project_dir, "edge-lab")).files)
     markdown = changes.markdown("edit add-node.sh")
     assert changes.added == [] and changes.removed == []
-    assert sorted(changes.changed) == [f"commands/cluster-{n}/{i}-join.yaml" for n, i in (("pi-1", "06"), ("pi-2", "06"), ("x86-1", "03"))]
+    assert sorted(changes.changed) == [
+        f"commands/cluster-{n}/{i}-join.yaml" for n, i in (("pi-1", "06"), ("pi-2", "06"), ("x86-1", "03"))
+    ]
     assert "- changed `commands/cluster-pi-1/06-join.yaml` — update (environment changed)" in markdown
     assert "DESTRUCTIVE" not in markdown and "replace" not in markdown
 
 
 def test_render_diff_marks_a_destructive_replace_loudly() -> None:
     step = "resource: a$command:local:Command::cluster-pi-1-leave\ntriggers: [%s]\ndelete: leave.sh\n"
-    changes = diff_files({"commands/cluster-pi-1/07-leave.yaml": step % "a"}, {"commands/cluster-pi-1/07-leave.yaml": step % "b"})
+    changes = diff_files(
+        {"commands/cluster-pi-1/07-leave.yaml": step % "a"},
+        {"commands/cluster-pi-1/07-leave.yaml": step % "b"},
+    )
     markdown = changes.markdown("t")
     assert "> **WARNING: 1 step(s) would run a destructive delete:**" in markdown
     assert "**REPLACE RUNS A DESTRUCTIVE DELETE** (triggers changed)" in markdown

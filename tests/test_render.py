@@ -132,7 +132,13 @@ def test_config_error_stops_before_any_registration(project_dir: Path) -> None:
 def test_commands_are_numbered_in_dependency_order(renders: dict[str, Rendered]) -> None:
     steps = sorted(p for p in renders["edge-lab"].files if p.startswith("commands/cluster-pi-1/"))
     names = [p.split("/")[-1] for p in steps]
-    assert names[:4] == ["01-preflight.yaml", "02-cmdline.yaml", "03-verify-cgroup.yaml", "04-install.yaml"]
+    assert names[:5] == [
+        "01-preflight.yaml",
+        "02-cmdline.yaml",
+        "03-reboot-wait.yaml",
+        "04-verify-cgroup.yaml",
+        "05-install.yaml",
+    ]
 
 
 def test_diff_lists_object_level_changes() -> None:
@@ -187,5 +193,5 @@ def test_diff_against_a_git_revision_shows_only_the_edit(tmp_path: Path, project
         cwd=clone,
     )
     assert "changed `commands/cluster-cp-1/02-install.yaml`" in result.stdout
-    assert "+  sudo -n env CHANNEL=1.33/stable bash -s" in result.stdout
+    assert "CHANNEL=1.33/stable PATH=" in result.stdout and "— update (create, update changed)" in result.stdout
     assert "0 added, 0 removed, 4 changed" in result.stdout  # one install step per node, nothing else

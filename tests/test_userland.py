@@ -16,16 +16,26 @@ from tests.userland.host import Kernel, Site
 from tests.userland.plan import State, failures, run
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIUserlandTestHostKey"
-ADDRESSES = {"cp-1": "198.51.100.10", "cp-2": "198.51.100.11", "cp-3": "198.51.100.12",
-             "x86-1": "198.51.100.20", "pi-1": "198.51.100.21", "pi-2": "198.51.100.22"}
+ADDRESSES = {
+    "cp-1": "198.51.100.10",
+    "cp-2": "198.51.100.11",
+    "cp-3": "198.51.100.12",
+    "x86-1": "198.51.100.20",
+    "pi-1": "198.51.100.21",
+    "pi-2": "198.51.100.22",
+}
 BOARDS = {"pi-1": "rpi5", "pi-2": "rpi4"}
 
 
 def node(name: str, role: str = "worker", **extra: object) -> dict[str, object]:
     pi = name in BOARDS
     entry: dict[str, object] = {
-        "name": name, "address": ADDRESSES[name], "arch": "arm64" if pi else "amd64",
-        "board": BOARDS.get(name, "generic"), "role": role, "hostKey": f"{KEY}{name.replace('-', '')}",
+        "name": name,
+        "address": ADDRESSES[name],
+        "arch": "arm64" if pi else "amd64",
+        "board": BOARDS.get(name, "generic"),
+        "role": role,
+        "hostKey": f"{KEY}{name.replace('-', '')}",
     }
     if pi:
         entry["sshUser"] = "pi"
@@ -51,14 +61,19 @@ def make_site(tmp_path: Path, nodes: list[dict[str, object]], **kernels: Kernel)
             Kernel(machine="aarch64", board=BOARDS[name]) if pi else Kernel()
         )
         site.add(
-            str(entry["address"]), user="pi" if pi else "ubuntu",
-            hostname="raspberrypi" if pi else "ubuntu", host_key=str(entry["hostKey"]), kernel=kernel,
+            str(entry["address"]),
+            user="pi" if pi else "ubuntu",
+            hostname="raspberrypi" if pi else "ubuntu",
+            host_key=str(entry["hostKey"]),
+            kernel=kernel,
         )
     return site
 
 
 def ok(runs: list) -> None:  # type: ignore[type-arg]
-    assert not failures(runs), "\n".join(f"{r.name} {r.operation}: {r.stdout}\n{r.stderr}" for r in failures(runs))
+    assert not failures(runs), "\n".join(
+        f"{r.name} {r.operation}: {r.stdout}\n{r.stderr}" for r in failures(runs)
+    )
 
 
 EDGE = [node("cp-1", "control-plane"), node("pi-1", labels={"naomi.io/site": "bench"}), node("pi-2")]
@@ -92,7 +107,9 @@ def test_first_run_provisions_with_the_reboot_and_a_second_changes_nothing(edge)
 
 def test_pi_without_memory_cgroup_fails_with_the_actionable_message(tmp_path: Path) -> None:
     nodes = [node("cp-1", "control-plane"), node("pi-1")]
-    site = make_site(tmp_path, nodes, pi_1=Kernel(machine="aarch64", board="rpi5", honours_cgroup_flags=False))
+    site = make_site(
+        tmp_path, nodes, pi_1=Kernel(machine="aarch64", board="rpi5", honours_cgroup_flags=False)
+    )
     runs = run(evaluate_nodes(nodes), site, State())
     (failed,) = failures(runs)
     assert failed.name == "cluster-pi-1-verify-cgroup"
@@ -136,7 +153,9 @@ def test_failure_half_way_converges_on_the_next_run(tmp_path: Path) -> None:
 def test_a_join_whose_first_attempt_failed_succeeds_on_retry(tmp_path: Path) -> None:
     nodes = [node("cp-1", "control-plane"), node("x86-1")]
     site = make_site(tmp_path, nodes)
-    site.fail_once(ADDRESSES["x86-1"], "microk8s join", "Please ensure the master node is reachable. timed out")
+    site.fail_once(
+        ADDRESSES["x86-1"], "microk8s join", "Please ensure the master node is reachable. timed out"
+    )
     evaluation, state = evaluate_nodes(nodes), State()
     assert [r.name for r in failures(run(evaluation, site, state))] == ["cluster-x86-1-join"]
     site.advance_clock(3600)  # the operator comes back later: any token issued then has expired
@@ -179,15 +198,24 @@ def test_microk8s_is_found_under_debian_sudo(tmp_path: Path) -> None:
 
     site = make_site(tmp_path, [node("x86-1")])
     host = site.hosts[ADDRESSES["x86-1"]]
-    assert "secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"" in host.read("/etc/sudoers")
-    installed = host.session(script_command("install-microk8s.sh", {"CHANNEL": "1.32/stable", "API_SAN": "", "REGISTRY": ""}))
+    assert 'secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"' in host.read(
+        "/etc/sudoers"
+    )
+    installed = host.session(
+        script_command("install-microk8s.sh", {"CHANNEL": "1.32/stable", "API_SAN": "", "REGISTRY": ""})
+    )
     assert installed.returncode == 0, installed.stderr
     assert host.session("sudo -n sh -c 'command -v microk8s' || echo 'not on PATH'").stdout == "not on PATH\n"
     left = host.session(script_command("leave.sh", {}))
     assert left.stdout == "naomi: not part of a cluster; nothing to leave\n"
 
 
-HA = [node("cp-1", "control-plane"), node("cp-2", "control-plane"), node("cp-3", "control-plane"), node("x86-1")]
+HA = [
+    node("cp-1", "control-plane"),
+    node("cp-2", "control-plane"),
+    node("cp-3", "control-plane"),
+    node("x86-1"),
+]
 
 
 def test_ha_control_planes_are_recognised_as_joined_and_leave(tmp_path: Path) -> None:
@@ -235,7 +263,10 @@ def test_labels_and_taints_converge(tmp_path: Path) -> None:
     site = make_site(tmp_path, nodes)
     state = State()
     ok(run(evaluate_nodes(nodes), site, state))
-    tainted = [nodes[0], node("x86-1", taints=[{"key": "naomi.io/low-memory", "value": "true", "effect": "PreferNoSchedule"}])]
+    tainted = [
+        nodes[0],
+        node("x86-1", taints=[{"key": "naomi.io/low-memory", "value": "true", "effect": "PreferNoSchedule"}]),
+    ]
     ok(run(evaluate_nodes(tainted), site, state))
     worker = site.cluster_nodes(ADDRESSES["cp-1"])["x86-1"]
     assert "naomi.io/site" not in worker["labels"]
@@ -269,7 +300,9 @@ def test_a_channel_change_refreshes_the_snap(tmp_path: Path) -> None:
     site = make_site(tmp_path, [node("x86-1")])
     host = site.hosts[ADDRESSES["x86-1"]]
     for channel in ("1.32/stable", "1.33/stable", "1.33/stable"):
-        result = host.session(script_command("install-microk8s.sh", {"CHANNEL": channel, "API_SAN": "", "REGISTRY": ""}))
+        result = host.session(
+            script_command("install-microk8s.sh", {"CHANNEL": channel, "API_SAN": "", "REGISTRY": ""})
+        )
         assert result.returncode == 0, result.stderr
     assert [c for c in host.changes() if c.startswith("CHANGE snap")] == [
         "CHANGE snap install microk8s --classic --channel=1.32/stable",

@@ -58,7 +58,9 @@ class TreeDiff:
         for path in self.removed:
             lines.append(f"- removed `{path}`{self._label(path)}")
         for path, patch in self.changed.items():
-            lines.extend([f"- changed `{path}`{self._label(path)}", "", "```diff", patch.rstrip("\n"), "```", ""])
+            lines.extend(
+                [f"- changed `{path}`{self._label(path)}", "", "```diff", patch.rstrip("\n"), "```", ""]
+            )
         return "\n".join(lines) + "\n"
 
 

@@ -71,7 +71,9 @@ def _name(resource: str) -> str:
     return resource.rsplit("::", 1)[-1]
 
 
-def plan_from_steps(base: Mapping[str, Mapping[str, Any]], head: Mapping[str, Mapping[str, Any]]) -> dict[str, StepChange]:
+def plan_from_steps(
+    base: Mapping[str, Mapping[str, Any]], head: Mapping[str, Mapping[str, Any]]
+) -> dict[str, StepChange]:
     """`base`/`head`: resource id -> command inputs. Only steps that change are returned."""
     changes: dict[str, StepChange] = {}
     for resource in sorted(set(head) - set(base)):
@@ -101,9 +103,13 @@ def _propagate_unknown_outputs(head: Mapping[str, Mapping[str, Any]], changes: d
             if resource in changes:
                 continue
             sources = {match.group(1) for match in _OUTPUT_REFERENCE.finditer(yaml.safe_dump(dict(inputs)))}
-            changed = sorted(s for s in sources if by_name.get(s) in changes and changes[by_name[s]].operation != "delete")
+            changed = sorted(
+                s for s in sources if by_name.get(s) in changes and changes[by_name[s]].operation != "delete"
+            )
             if changed:
-                changes[resource] = StepChange(resource, "update", f"output of {', '.join(changed)} changes", None)
+                changes[resource] = StepChange(
+                    resource, "update", f"output of {', '.join(changed)} changes", None
+                )
                 pending = True
 
 

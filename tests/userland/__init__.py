@@ -62,7 +62,14 @@ def build(target: Path) -> None:
     started = time.perf_counter()
     result = subprocess.run(
         _in_host_network(
-            ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(staging)]
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(staging),
+            ]
         ),
         capture_output=True,
         text=True,

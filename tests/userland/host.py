@@ -28,7 +28,9 @@ STANDIN = Path(__file__).with_name("standin.py")
 SSHD_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 PI_MODELS = {"rpi4": "Raspberry Pi 4 Model B Rev 1.5", "rpi5": "Raspberry Pi 5 Model B Rev 1.0"}
 PI_FIRMWARE_ARGS = "coherent_pool=1M 8250.nr_uarts=1 snd_bcm2835.enable_headphones=0 bcm2708_fb.fbwidth=0"
-PI_CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait"
+PI_CMDLINE = (
+    "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait"
+)
 X86_CMDLINE = "BOOT_IMAGE=/vmlinuz-6.1.0-31-amd64 root=UUID=0a1b2c3d ro quiet"
 CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids")
 STANDIN_COMMANDS = ("snap", "systemd-run", "systemctl", "hostnamectl", "timedatectl")
@@ -80,10 +82,18 @@ class Host:
 
     def save(self) -> None:
         fields = {
-            "base": str(self.base), "directory": str(self.directory), "site": str(self.site),
-            "address": self.address, "user": self.user, "hostname": self.hostname,
-            "kernel": self.kernel.__dict__, "boot_partition": self.boot_partition,
-            "authorized_key": self.authorized_key, "host_key": self.host_key, "up": self.up, "boots": self.boots,
+            "base": str(self.base),
+            "directory": str(self.directory),
+            "site": str(self.site),
+            "address": self.address,
+            "user": self.user,
+            "hostname": self.hostname,
+            "kernel": self.kernel.__dict__,
+            "boot_partition": self.boot_partition,
+            "authorized_key": self.authorized_key,
+            "host_key": self.host_key,
+            "up": self.up,
+            "boots": self.boots,
         }
         (self.directory / "config.json").write_text(json.dumps(fields))
 
@@ -91,7 +101,9 @@ class Host:
     def load(cls, directory: Path) -> Host:
         fields = json.loads((directory / "config.json").read_text())
         fields.update(
-            base=Path(fields["base"]), directory=Path(fields["directory"]), site=Path(fields["site"]),
+            base=Path(fields["base"]),
+            directory=Path(fields["directory"]),
+            site=Path(fields["site"]),
             kernel=Kernel(**fields["kernel"]),
         )
         return cls(**fields)
@@ -116,17 +128,24 @@ class Host:
         return (upper if upper.exists() else self.base / path.lstrip("/")).read_text()
 
     def exists(self, path: str) -> bool:
-        return (self.directory / "upper" / path.lstrip("/")).exists() or (self.base / path.lstrip("/")).exists()
+        return (self.directory / "upper" / path.lstrip("/")).exists() or (
+            self.base / path.lstrip("/")
+        ).exists()
 
     def _image(self) -> None:
         uid = 1000
         passwd = self.read("/etc/passwd") + f"{self.user}:x:{uid}:{uid}:,,,:/home/{self.user}:/bin/bash\n"
-        group = self.read("/etc/group").replace("sudo:x:27:", f"sudo:x:27:{self.user}") + f"{self.user}:x:{uid}:\n"
+        group = (
+            self.read("/etc/group").replace("sudo:x:27:", f"sudo:x:27:{self.user}")
+            + f"{self.user}:x:{uid}:\n"
+        )
         self._write("/etc/passwd", passwd)
         self._write("/etc/group", group)
         self._write("/etc/shadow", self.read("/etc/shadow") + f"{self.user}:*:20000:0:99999:7:::\n", 0o640)
         # As Raspberry Pi OS's first-boot user setup and cloud-init's default user do:
-        self._write(f"/etc/sudoers.d/010_{self.user}-nopasswd", f"{self.user} ALL=(ALL) NOPASSWD: ALL\n", 0o440)
+        self._write(
+            f"/etc/sudoers.d/010_{self.user}-nopasswd", f"{self.user} ALL=(ALL) NOPASSWD: ALL\n", 0o440
+        )
         self._write(f"/home/{self.user}/.ssh/authorized_keys", self.authorized_key + "\n", 0o600, uid)
         for directory in (f"/home/{self.user}", f"/home/{self.user}/.ssh"):
             os.chown(self.directory / "upper" / directory.lstrip("/"), uid, uid)
@@ -152,7 +171,11 @@ class Host:
         self._host_json()
 
     def _host_json(self) -> None:
-        info = {"address": self.address, "machine": self.kernel.machine, "arch": "arm64" if self.kernel.machine == "aarch64" else "amd64"}
+        info = {
+            "address": self.address,
+            "machine": self.kernel.machine,
+            "arch": "arm64" if self.kernel.machine == "aarch64" else "amd64",
+        }
         (self.directory / "kernel/host.json").write_text(json.dumps(info))
 
     # --- the kernel ------------------------------------------------------------------------
@@ -167,7 +190,9 @@ class Host:
             cmdline = X86_CMDLINE
         (kernel_dir / "proc/cmdline").write_text(cmdline + "\n")
         words = cmdline.split()
-        memory = not self.kernel.is_pi or ("cgroup_enable=memory" in words and self.kernel.honours_cgroup_flags)
+        memory = not self.kernel.is_pi or (
+            "cgroup_enable=memory" in words and self.kernel.honours_cgroup_flags
+        )
         lines = ["#subsys_name\thierarchy\tnum_cgroups\tenabled"]
         for index, controller in enumerate(CONTROLLERS, start=1):
             enabled = memory or controller != "memory"
@@ -262,13 +287,31 @@ class Site:
         self.directory = directory
         self.shared = directory / "site"
         self.shared.mkdir(parents=True)
-        (self.shared / "state.json").write_text(json.dumps({"clock": 1_800_000_000, "clusters": {}, "member_of": {}}))
+        (self.shared / "state.json").write_text(
+            json.dumps({"clock": 1_800_000_000, "clusters": {}, "member_of": {}})
+        )
         self.hosts: dict[str, Host] = {}
 
-    def add(self, address: str, *, user: str, hostname: str, host_key: str, kernel: Kernel | None = None, **options: object) -> Host:
+    def add(
+        self,
+        address: str,
+        *,
+        user: str,
+        hostname: str,
+        host_key: str,
+        kernel: Kernel | None = None,
+        **options: object,
+    ) -> Host:
         host = Host(
-            self.base, self.directory / f"host-{len(self.hosts)}", self.shared, address, user, hostname,
-            kernel=kernel or Kernel(), host_key=host_key, **options,  # type: ignore[arg-type]
+            self.base,
+            self.directory / f"host-{len(self.hosts)}",
+            self.shared,
+            address,
+            user,
+            hostname,
+            kernel=kernel or Kernel(),
+            host_key=host_key,
+            **options,  # type: ignore[arg-type]
         )
         self.hosts[address] = host
         self._registry()
@@ -291,7 +334,9 @@ class Site:
 
     def fail_once(self, address: str, argv: str, message: str, code: int = 1) -> None:
         state = self.state()
-        state.setdefault("failures", []).append({"address": address, "argv": argv, "message": message, "code": code})
+        state.setdefault("failures", []).append(
+            {"address": address, "argv": argv, "message": message, "code": code}
+        )
         (self.shared / "state.json").write_text(json.dumps(state))
 
     def cluster_nodes(self, address: str) -> dict:  # type: ignore[type-arg]

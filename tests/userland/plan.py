@@ -52,7 +52,9 @@ class State:
 
 def _ordered(records: list[Record]) -> list[Record]:
     commands = {r.urn: r for r in records if r.type in COMMAND_TYPES}
-    graph = TopologicalSorter({urn: [d for d in r.dependencies if d in commands] for urn, r in commands.items()})
+    graph = TopologicalSorter(
+        {urn: [d for d in r.dependencies if d in commands] for urn, r in commands.items()}
+    )
     return [commands[urn] for urn in graph.static_order()]
 
 
@@ -86,8 +88,13 @@ def execute(site: Site, kind: str, command: str, inputs: dict[str, Any]) -> tupl
         "WAIT_INTERVAL": "0",  # time is not modelled: a check after a reboot sees the new boot
     }
     completed = subprocess.run(
-        ["/bin/sh", "-c", command], input=inputs.get("stdin") or "", env=environment,
-        capture_output=True, text=True, timeout=300, check=False,
+        ["/bin/sh", "-c", command],
+        input=inputs.get("stdin") or "",
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     return completed.returncode, completed.stdout, completed.stderr
 
@@ -122,7 +129,10 @@ def run(evaluation: Evaluation, site: Site, state: State, *, force_update: bool 
             code, out, err = execute(site, record.type, old["delete"], {**old, "type": record.type})
             runs.append(Run(record.name, "delete-replaced", code, out, err))
         state.inputs[record.name] = {**inputs, "type": record.type}
-        state.outputs[record.name] = {"stdout": stdout.removesuffix("\n"), "stderr": stderr.removesuffix("\n")}
+        state.outputs[record.name] = {
+            "stdout": stdout.removesuffix("\n"),
+            "stderr": stderr.removesuffix("\n"),
+        }
         if record.name not in state.order:
             state.order.append(record.name)
     for name in reversed(list(state.order)):

@@ -47,14 +47,21 @@ def main(argv: list[str]) -> int:
         print(f"Connection closed by {address} port {port}", file=sys.stderr)
         return 255
     if os.stat(key_file).st_mode & 0o077:
-        print(f"WARNING: UNPROTECTED PRIVATE KEY FILE!\nPermissions for '{key_file}' are too open.", file=sys.stderr)
+        print(
+            f"WARNING: UNPROTECTED PRIVATE KEY FILE!\nPermissions for '{key_file}' are too open.",
+            file=sys.stderr,
+        )
         return 255
     entry = address if port == "22" else f"[{address}]:{port}"
     known = Path(options["UserKnownHostsFile"]).read_text().splitlines()
     if options.get("StrictHostKeyChecking") != "yes" or f"{entry} {host.host_key}" not in known:
         print(f"Host key verification failed ({entry}).", file=sys.stderr)
         return 255
-    if options.get("BatchMode") != "yes" or user != host.user or Path(key_file).read_text().strip() != host.authorized_key:
+    if (
+        options.get("BatchMode") != "yes"
+        or user != host.user
+        or Path(key_file).read_text().strip() != host.authorized_key
+    ):
         print(f"{user}@{address}: Permission denied (publickey).", file=sys.stderr)
         return 255
     session = host.session(command, sys.stdin.read())

@@ -44,9 +44,10 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HOST = Path("/.fake-host")
 SITE = Path("/.fake-cluster")
@@ -111,7 +112,9 @@ def snap(argv: list[str]) -> int:
         if "microk8s" not in installed:
             print("error: no matching snaps installed", file=sys.stderr)
             return 1
-        print(f"Name      Version  Rev   Tracking  Publisher   Notes\nmicrok8s  v1.32.3  7964  {installed['microk8s']}  canonical✓  classic")
+        print(
+            f"Name      Version  Rev   Tracking  Publisher   Notes\nmicrok8s  v1.32.3  7964  {installed['microk8s']}  canonical✓  classic"
+        )
         return 0
     if action == "info":
         log("READ", argv)
@@ -184,7 +187,9 @@ def microk8s(argv: list[str]) -> int:
     if command == "status":
         log("READ", argv)
         if worker:
-            print("This MicroK8s deployment is acting as a node in a cluster.\nPlease use the control plane node.")
+            print(
+                "This MicroK8s deployment is acting as a node in a cluster.\nPlease use the control plane node."
+            )
             return 0
         with site() as state:
             cluster = state["clusters"][state["member_of"][me["address"]]]
@@ -198,7 +203,9 @@ def microk8s(argv: list[str]) -> int:
     if command == "kubectl":
         if worker:
             log("READ", argv)
-            print("This MicroK8s deployment is acting as a node in a cluster. Please use the microk8s kubectl on the master.")
+            print(
+                "This MicroK8s deployment is acting as a node in a cluster. Please use the microk8s kubectl on the master."
+            )
             return 0
         return kubectl(argv, args[1:], me)
     if command == "enable":
@@ -210,7 +217,9 @@ def microk8s(argv: list[str]) -> int:
         return 0
     if command == "add-node":
         if worker:
-            print("This MicroK8s deployment is acting as a node in a cluster. Please use the microk8s add-node on the master.")
+            print(
+                "This MicroK8s deployment is acting as a node in a cluster. Please use the microk8s add-node on the master."
+            )
             return 1
         ttl = int(args[args.index("--token-ttl") + 1]) if "--token-ttl" in args else -1
         token = args[args.index("--token") + 1] if "--token" in args else secrets.token_hex(16)
@@ -227,7 +236,9 @@ def microk8s(argv: list[str]) -> int:
         elif fmt == "token":
             print(token)
         else:
-            print(f"From the node you wish to join to this cluster, run the following:\nmicrok8s join {me['address']}:25000/{token}/{check}")
+            print(
+                f"From the node you wish to join to this cluster, run the following:\nmicrok8s join {me['address']}:25000/{token}/{check}"
+            )
         return 0
     if command == "join":
         return join(argv, args, me)
@@ -245,7 +256,11 @@ def microk8s(argv: list[str]) -> int:
             if node is not None and node["address"] == me["address"]:
                 node["left"] = True
             state["member_of"][me["address"]] = me["address"]
-            state["clusters"][me["address"]] = {"addons": [], "tokens": [], "nodes": {hostname(): node_object(me, "control-plane")}}
+            state["clusters"][me["address"]] = {
+                "addons": [],
+                "tokens": [],
+                "nodes": {hostname(): node_object(me, "control-plane")},
+            }
         log("CHANGE", argv)
         return 0
     if command == "remove-node":
@@ -260,7 +275,9 @@ def microk8s(argv: list[str]) -> int:
     if command == "config":
         log("READ", argv)
         host = f"[{me['address']}]" if ":" in me["address"] else me["address"]
-        print(f"apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n    server: https://{host}:16443\n  name: microk8s-cluster")
+        print(
+            f"apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n    server: https://{host}:16443\n  name: microk8s-cluster"
+        )
         return 0
     if command == "refresh-certs":
         log("CHANGE", argv)
@@ -286,12 +303,15 @@ def join(argv: list[str], args: list[str], me: dict[str, Any]) -> int:
             log("READ", argv)
             return 1
         if rest and not fingerprint(address).startswith(rest[0]):
-            print(f"Joining cluster failed. Could not verify the identity of {address}. Use '--skip-verify' to skip server certificate check.")
+            print(
+                f"Joining cluster failed. Could not verify the identity of {address}. Use '--skip-verify' to skip server certificate check."
+            )
             return 4
         cluster_id = state["member_of"][address]
         cluster = state["clusters"][cluster_id]
         valid = [
-            t for t in cluster["tokens"]
+            t
+            for t in cluster["tokens"]
             if t["token"] == token and (t["expiry"] is None or state["clock"] < t["expiry"])
         ]
         if not valid:
@@ -364,11 +384,15 @@ def kubectl(argv: list[str], args: list[str], me: dict[str, Any]) -> int:
                     node["annotations"][key] = value
                 elif item.endswith("-"):
                     key, effect = item[:-1].split(":")
-                    node["taints"] = [t for t in node["taints"] if not (t.split("=")[0] == key and t.endswith(":" + effect))]
+                    node["taints"] = [
+                        t for t in node["taints"] if not (t.split("=")[0] == key and t.endswith(":" + effect))
+                    ]
                 else:
                     key = item.split("=")[0]
                     effect = item.rsplit(":", 1)[1]
-                    node["taints"] = [t for t in node["taints"] if not (t.split("=")[0] == key and t.endswith(":" + effect))]
+                    node["taints"] = [
+                        t for t in node["taints"] if not (t.split("=")[0] == key and t.endswith(":" + effect))
+                    ]
                     node["taints"].append(item)
             log("CHANGE", argv)
             return 0
@@ -391,7 +415,10 @@ def systemd_run(argv: list[str]) -> int:
     command = [a for a in argv[1:] if not a.startswith("--on-active=") and a not in ("--unit", unit)]
     scheduled = units()
     if f"{unit}.timer" in scheduled:
-        print(f"Failed to start transient timer unit: Unit {unit}.timer was already loaded or has a fragment file.", file=sys.stderr)
+        print(
+            f"Failed to start transient timer unit: Unit {unit}.timer was already loaded or has a fragment file.",
+            file=sys.stderr,
+        )
         return 1
     scheduled[f"{unit}.timer"] = {"on_active": delay, "command": command}
     (HOST / "units.json").write_text(json.dumps(scheduled))
