@@ -46,14 +46,26 @@ def unavailable() -> str | None:
     return None
 
 
+def _outer_network(pid: int) -> str | None:
+    """/proc/<pid>/ns/net of the nearest ancestor in another network namespace, if any."""
+    own = os.readlink("/proc/self/ns/net")
+    while pid > 1:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != own:
+                return f"/proc/{pid}/ns/net"
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
 def _in_host_network(command: list[str]) -> list[str]:
-    """mmdebstrap needs Debian's mirror; tests may run in a loopback-only network namespace
-    (scripts/test.sh). As root, the build alone runs in PID 1's network namespace."""
-    try:
-        other = os.readlink("/proc/1/ns/net") != os.readlink("/proc/self/ns/net")
-    except OSError:  # PID 1's namespaces are not ours to see: build where we are
-        return command
-    return ["nsenter", "--net=/proc/1/ns/net", *command] if other and shutil.which("nsenter") else command
+    """mmdebstrap needs Debian's mirror, but tests may run in a loopback-only network namespace
+    (scripts/test.sh runs pytest under `unshare -n`). As root, the build alone runs in the
+    namespace of the nearest ancestor outside it (the test runner's shell)."""
+    outer = _outer_network(os.getppid())
+    return ["nsenter", f"--net={outer}", *command] if outer and shutil.which("nsenter") else command
 
 
 def build(target: Path) -> None:
