@@ -14,6 +14,10 @@ trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/home" "$scratch/tmp" "$scratch/ray"
 export HOME="$scratch/home" TMPDIR="$scratch/tmp" RAY_TMPDIR="$scratch/ray"
 export RAY_USAGE_STATS_ENABLED=0 MLFLOW_DISABLE_TELEMETRY=true
+# The provisioning tests' Debian userland (mmdebstrap, cached): built here, before the tests
+# enter their loopback-only network namespace, since it needs Debian's mirror.
+"$py/python" -c 'from tests.userland import unavailable, userland; unavailable() or userland()' \
+  || echo "test.sh: could not build the Debian userland; its tests will say why" >&2
 if unshare -n true 2>/dev/null && command -v ip >/dev/null 2>&1; then
   unshare -n bash -c 'ip link set lo up && exec "$@"' bash "$py/pytest" -q "$@"
 else
