@@ -519,3 +519,34 @@ def test_render_benchmark_smoke_run(archives: Path) -> None:
         assert "evaluation" in timing and "chart render" in timing and "rest" in timing
     counts = [line for line in lines if "objects: ours" in line]
     assert len(counts) == 2 and all("chart CRDs 39" in line and "missing: none" in line for line in counts)
+
+
+def _gateway_program() -> None:
+    import pulumi_kubernetes as k8s
+
+    k8s.helm.v3.Release(
+        "gateway",
+        name="traefik",
+        namespace="naomi-gateway",
+        chart="traefik",
+        version="41.3.0",
+        repository_opts={"repo": "https://traefik.github.io/charts"},
+    )
+
+
+def test_the_render_refuses_a_cached_archive_that_does_not_match_its_pin(
+    archives: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = Chart(
+        name="traefik", repository="https://traefik.github.io/charts", version="41.3.0", digest="f" * 64
+    )
+    monkeypatch.setattr(charts, "PINNED_CHARTS", (pinned,))
+    evaluation = evaluate(_gateway_program, "pinned", {}, [])
+    with pytest.raises(RenderError) as raised:
+        render(evaluation, charts_cache=archives)
+    actual = charts.sha256_of(archives / "traefik-41.3.0.tgz")
+    assert str(raised.value) == (
+        f"traefik 41.3.0: traefik-41.3.0.tgz has sha256 {actual}, but infra/versions.py pins {'f' * 64}"
+    )
+    monkeypatch.setattr(charts, "PINNED_CHARTS", (Chart(**{**vars(pinned), "digest": actual}),))
+    assert render(evaluation, charts_cache=archives).charts_missing == []
