@@ -255,6 +255,10 @@ def test_capabilities_are_the_target_kubernetes_version_and_the_charts_crds(prob
         "widgets": "true",  # the chart's own CRD, installed before the templates render
         "install": "true",
     }
+    skipped = charts.render_release(
+        probe_chart, {}, release="r", namespace="ns", kubernetes_version="1.32", include_crds=False
+    )
+    assert _by_name(skipped)["capabilities"]["data"]["widgets"] == "false"  # skipCrds: never installed
 
 
 def test_objects_are_placed_as_the_api_server_stores_them(probe_chart: Path) -> None:

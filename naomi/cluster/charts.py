@@ -159,15 +159,20 @@ def pull(chart: Chart, cache: Path) -> Path:
                 f"cannot pull {chart.name} {chart.version} from {chart.repository}: {_one_line(error)}"
             ) from None
         # Helm names the download after the URL in the repository index, which need not be
-        # <name>-<version>.tgz (helm v3.20.2 pkg/downloader/chart_downloader.go, DownloadTo).
+        # <name>-<version>.tgz (helm v4.2.3 pkg/downloader/chart_downloader.go, DownloadTo).
         pulled = sorted(Path(staging).glob("*.tgz"))
         if len(pulled) != 1:
             raise ChartError(f"pulling {chart.name} {chart.version} left {len(pulled)} archives")
-        with helm_python.Chart.load(pulled[0]) as loaded:
-            if loaded.name != chart.name:
-                raise ChartError(
-                    f"{chart.repository} served chart {loaded.name!r} for {chart.name} {chart.version}"
-                )
+        try:
+            with helm_python.Chart.load(pulled[0]) as loaded:
+                served = loaded.name
+        except helm_python.HelmError as error:
+            raise ChartError(
+                f"{chart.repository} served an unreadable archive for {chart.name} {chart.version}: "
+                f"{_one_line(error)}"
+            ) from None
+        if served != chart.name:
+            raise ChartError(f"{chart.repository} served chart {served!r} for {chart.name} {chart.version}")
         try:
             verify_digest(pulled[0], chart)
         except ChartError as error:
@@ -257,9 +262,8 @@ def render_release(
         options: dict[str, Any] = {"name": release, "namespace": namespace, "is_install": True}
         if kubernetes_version is not None:
             options["kube_version"] = f"v{kubernetes_version}.0"
-            options["api_versions"] = sorted(
-                {*kubernetes_api_versions(kubernetes_version), *_crd_api_versions(crd_manifests)}
-            )
+            installed = _crd_api_versions(crd_manifests) if include_crds else set()  # skipCrds: not there
+            options["api_versions"] = sorted({*kubernetes_api_versions(kubernetes_version), *installed})
         files = _render_templates(chart, values, options, label)
     scope = _crd_scopes(m.object for m in crd_manifests)
     manifests: list[ChartManifest] = []
