@@ -14,18 +14,32 @@ class Chart:
     name: str
     repository: str
     version: str
+    # sha256 (hex) of the chart archive the repository serves for `version`. `naomi charts pull`
+    # refuses an archive with another digest, and the render refuses a cached one. The pins are
+    # set on the first online pull (`naomi charts pull --pin` prints the lines); until then None
+    # checks nothing. The offline reference archives (../shared/reference/chart-archives) are
+    # repackaged from the sources, so their digests are not the repositories' and must not be
+    # pinned here.
+    digest: str | None = None
 
 
+# digest=None: set on the first online pull (paste the lines `naomi charts pull --pin` prints).
 KUBERAY_OPERATOR = Chart(
-    name="kuberay-operator", repository="https://ray-project.github.io/kuberay-helm/", version="1.7.0"
+    name="kuberay-operator",
+    repository="https://ray-project.github.io/kuberay-helm/",
+    version="1.7.0",
+    digest=None,
 )
-FLYTE_BINARY = Chart(name="flyte-binary", repository="https://flyteorg.github.io/flyte", version="v1.16.8")
+FLYTE_BINARY = Chart(
+    name="flyte-binary", repository="https://flyteorg.github.io/flyte", version="v1.16.8", digest=None
+)
 KUBE_PROMETHEUS_STACK = Chart(
     name="kube-prometheus-stack",
     repository="https://prometheus-community.github.io/helm-charts",
     version="88.5.3",
+    digest=None,
 )
-TRAEFIK = Chart(name="traefik", repository="https://traefik.github.io/charts", version="41.3.0")
+TRAEFIK = Chart(name="traefik", repository="https://traefik.github.io/charts", version="41.3.0", digest=None)
 
 RAY_VERSION = "2.60.0"
 RAY_PYTHON = "3.11"

@@ -59,9 +59,16 @@ def render(
     preview: Annotated[
         bool, typer.Option(help="first-run preview: command outputs (kubeconfig) unknown")
     ] = False,
+    charts_cache: Annotated[
+        Path | None,
+        typer.Option("--charts", help="chart cache (default: $NAOMI_CHARTS, else ~/.cache/naomi/charts)"),
+    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Evaluate a stack offline under Pulumi's mock runtime and write its render tree."""
+    import os
+
+    from naomi.cluster.charts import REQUIRE_ENV, cache_dir
     from naomi.render.diff import diff_against_revision
     from naomi.render.engine import evaluate_stack
     from naomi.render.tree import render as render_tree
@@ -71,12 +78,20 @@ def render(
     if stack not in available_stacks(project):
         raise _fail(f"unknown stack {stack!r}; stacks: {', '.join(available_stacks(project))}")
     target = (out_dir or project / "out" / stack).resolve()
+    cache = cache_dir(charts_cache)
     started = time.perf_counter()
     try:
         evaluation = evaluate_stack(project, stack, preview=preview)
-        rendered = render_tree(evaluation)
+        rendered = render_tree(evaluation, charts_cache=cache)
+        missing = (
+            f"charts missing from the cache: {', '.join(rendered.charts_missing)} (run: naomi charts pull)"
+        )
+        if rendered.charts_missing and os.environ.get(REQUIRE_ENV) == "1":
+            raise _fail(missing)
         write(rendered, target)
         changes = diff_against_revision(project, diff, stack, rendered.files) if diff else None
+    except typer.Exit:
+        raise
     except Exception as error:
         raise _fail(_one_line(error)) from None
     seconds = time.perf_counter() - started
@@ -84,8 +99,53 @@ def render(
         f"rendered {stack}: {len(evaluation.records)} resources, {len(rendered.kubernetes)} Kubernetes objects, "
         f"{len(rendered.helm)} Helm releases -> {target} ({seconds:.2f} s)"
     )
+    crds = sum(1 for item in rendered.chart_objects if item.crd)
+    rendered_releases = len(rendered.helm) - len(rendered.charts_missing)
+    err.print(
+        f"chart objects: {len(rendered.chart_objects) - crds} and {crds} CRDs from {rendered_releases} "
+        f"Helm releases (cache {cache})",
+        markup=False,
+    )
+    if rendered.charts_missing:
+        err.print(missing, markup=False)
     if changes is not None:
         out.print(changes.markdown(f"naomi render diff: {stack} ({diff} -> working tree)"), markup=False)
+
+
+charts_app = typer.Typer(no_args_is_help=True, help="The upstream Helm charts the platform deploys.")
+app.add_typer(charts_app, name="charts")
+
+
+@charts_app.command("pull")
+def charts_pull(
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="chart cache (default: $NAOMI_CHARTS, else ~/.cache/naomi/charts)"),
+    ] = None,
+    pin: Annotated[
+        bool, typer.Option(help="print the digest= lines to paste into infra/versions.py")
+    ] = False,
+) -> None:
+    """Download the pinned chart versions from their repositories into the chart cache."""
+    from naomi.cluster import charts
+
+    target = charts.cache_dir(cache)
+    pulled = []
+    for chart in charts.PINNED_CHARTS:
+        try:
+            archive = charts.pull(chart, target)
+        except charts.ChartError as error:
+            raise _fail(str(error)) from None
+        digest = charts.sha256_of(archive)
+        pulled.append((chart, digest))
+        out.print(f"{chart.name} {chart.version} sha256 {digest} -> {archive}", markup=False)
+    if pin:
+        out.print("# infra/versions.py: replace digest=None in each Chart(...)", markup=False)
+        for chart, digest in pulled:
+            out.print(
+                f'digest="{digest}",  # {charts.pinned_name(chart)} ({chart.name} {chart.version})',
+                markup=False,
+            )
 
 
 def _one_line(error: BaseException) -> str:

@@ -13,6 +13,10 @@ from naomi.render.tree import Rendered, render
 from naomi.validate import Reference
 
 EXAMPLE_STACKS = ("dev", "edge-lab", "lab-ha")
+# Every render of the session, in-process or a subprocess, takes its charts from the shared archives.
+os.environ.setdefault(
+    "NAOMI_CHARTS", str((shared_dir() or PROJECT_DIR.parent / "shared") / "reference/chart-archives")
+)
 
 
 def require_shared(relative: str = "") -> Path:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from naomi.render.tree import Rendered
@@ -13,7 +18,7 @@ from naomi.validate import (
     validate_object,
 )
 from stacks.config import load_stack_config
-from tests.conftest import EXAMPLE_STACKS
+from tests.conftest import EXAMPLE_STACKS, require_shared
 
 
 def _kubernetes_version(stack: str, project_dir) -> str:  # type: ignore[no-untyped-def]
@@ -33,6 +38,92 @@ def test_rendered_objects_validate_against_kubernetes_and_crd_schemas(
     version = _kubernetes_version(stack, project_dir)
     for obj in renders[stack].kubernetes:
         validate_object(obj, version, reference)
+
+
+@pytest.fixture(scope="module")
+def chart_crds(
+    renders: dict[str, Rendered], reference: Reference, tmp_path_factory: pytest.TempPathFactory
+) -> Reference:
+    """The CRDs the charts apply for custom kinds the shared reference lacks (kube-prometheus-stack's
+    Prometheus and Alertmanager), as a Reference folder of their own; only the kinds chart objects
+    use, since parsing a CRD is slow."""
+    require_shared("reference/chart-archives")
+    root = tmp_path_factory.mktemp("chart-crds")
+    (root / "crds").mkdir()
+    shared_kinds = {kind for _, kind in reference.crd_schemas}
+    used_kinds = {item.object["kind"] for r in renders.values() for item in r.chart_objects if not item.crd}
+    for rendered in renders.values():
+        for item in rendered.chart_objects:
+            if item.crd and item.object["spec"]["names"]["kind"] in used_kinds - shared_kinds:
+                name = item.object["metadata"]["name"]
+                path = f"crds/{item.origin.rsplit('/', 1)[1]}/{name}.yaml"  # the chart's own bytes
+                (root / "crds" / f"{name}.yaml").write_text(rendered.files[path])
+    return Reference(root)
+
+
+_VALIDATED_CHART_OBJECTS: set[tuple[str, str]] = set()
+
+
+def _validate_chart_object(obj: dict[str, Any], version: str, shared: Reference, charts: Reference) -> None:
+    key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+    validate_object(obj, version, charts if key in charts.crd_schemas else shared)
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_chart_objects_validate_against_kubernetes_and_crd_schemas(
+    renders: dict[str, Rendered],
+    reference: Reference,
+    chart_crds: Reference,
+    project_dir: Path,
+    stack: str,
+) -> None:
+    """Everything a release creates (its CRDs are checked once, below), custom resources
+    against the shared CRDs or the chart's own (Prometheus, Alertmanager)."""
+    version = _kubernetes_version(stack, project_dir)
+    objects = [item.object for item in renders[stack].chart_objects if not item.crd]
+    assert len(objects) >= 30, "chart objects missing: the sweep would be vacuous"
+    for obj in objects:
+        # Most chart objects are the same in every stack; each distinct one is validated once.
+        key = (version, json.dumps(obj, sort_keys=True))
+        if key not in _VALIDATED_CHART_OBJECTS:
+            _validate_chart_object(obj, version, reference, chart_crds)
+            _VALIDATED_CHART_OBJECTS.add(key)
+
+
+def test_chart_crds_validate_against_kubernetes(renders: dict[str, Rendered], project_dir: Path) -> None:
+    """Each CRD a chart applies, once (the same chart bytes render the same CRDs in every stack)."""
+    versions = {_kubernetes_version(stack, project_dir) for stack in renders}
+    crds = {
+        item.object["metadata"]["name"]: item.object
+        for rendered in renders.values()
+        for item in rendered.chart_objects
+        if item.crd
+    }
+    assert {"prometheuses.monitoring.coreos.com", "rayclusters.ray.io", "ingressroutes.traefik.io"} <= set(
+        crds
+    )
+    for version in versions:
+        for crd in crds.values():
+            validate_object(crd, version, None)
+
+
+def test_chart_custom_resources_use_the_charts_own_crds(
+    renders: dict[str, Rendered], reference: Reference, chart_crds: Reference
+) -> None:
+    """Prometheus and Alertmanager are not in the shared reference; the chart's CRD catches a
+    wrong field in them."""
+    assert {kind for _, kind in chart_crds.crd_schemas} >= {"Prometheus", "Alertmanager"}
+    prometheus = next(
+        item.object for item in renders["edge-lab"].chart_objects if item.object["kind"] == "Prometheus"
+    )
+    broken = copy.deepcopy(prometheus)
+    broken["spec"]["retentionDays"] = 7
+    with pytest.raises(
+        ValidationFailure,
+        match=r"^Prometheus naomi-monitoring/monitoring-kube-prometheus-prometheus \(monitoring.coreos.com/v1\): "
+        r"spec: Additional properties are not allowed \('retentionDays' was unexpected\)",
+    ):
+        _validate_chart_object(broken, "1.32", reference, chart_crds)
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)

@@ -4,9 +4,15 @@ Layout (all files sorted, keys sorted, block-style scripts, no timestamps):
 
     plan.yaml                         every resource: id, type, name, parent, provider, dependsOn
     k8s/<namespace|_cluster>/<Kind>-<name>.yaml
-    helm/<namespace>-<release>.yaml   chart, repository, version, namespace, values
+                                      our objects, and every object the Helm releases create
+                                      (first line: `# helm release <ns>/<release>: ...`)
+    helm/<namespace>-<release>.yaml   chart, repository, version, sha256, namespace, values
+    crds/<release>/<name>.yaml        the CRDs a release applies first (the chart's own bytes)
     commands/<node>/<nn>-<step>.yaml  remote/local commands in dependency order, with scripts
     outputs.yaml                      stack exports, secrets as <secret>
+
+Chart objects come from the chart archives in the chart cache (naomi.cluster.charts); a release
+whose archive is not there is listed in `Rendered.charts_missing` and renders no objects.
 """
 
 from __future__ import annotations
@@ -14,16 +20,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from naomi.cluster import charts
 from naomi.render.engine import Evaluation, Record, RenderError
 
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+PULUMI_ORIGIN = "pulumi"
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 COMPONENT_NODE_TYPE = "naomi:hardware:MicroK8sNode"
 
@@ -32,7 +41,7 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _str_representer(dumper: yaml.representer.BaseRepresenter, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -44,13 +53,46 @@ def dump(document: Any) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=100)
 
 
+class _LibyamlDumper(yaml.CSafeDumper):
+    """The same layout through libyaml's emitter: chart objects are many and large (Grafana's
+    dashboards), and the pure-Python emitter took ~1 s of a render for them."""
+
+
+_LibyamlDumper.add_representer(str, _str_representer)
+
+
+def _dump_chart_object(document: Any) -> str:
+    return yaml.dump(document, Dumper=_LibyamlDumper, sort_keys=True, default_flow_style=False, width=100)
+
+
+@dataclass(frozen=True)
+class ChartObject:
+    """One object a Helm release creates (or, with `crd`, applies from the chart's crds/)."""
+
+    origin: str  # "helm:<namespace>/<release>"
+    object: dict[str, Any]
+    source: str  # the chart template (or crds/ file) it came from
+    hook: charts.Hook | None = None
+    crd: bool = False
+
+
 @dataclass(frozen=True)
 class Rendered:
     """What tests and validators look at, besides the files."""
 
     files: dict[str, str]
-    kubernetes: list[dict[str, Any]]
+    kubernetes: list[dict[str, Any]]  # our own objects (registered by the program)
     helm: list[dict[str, Any]]
+    chart_objects: list[ChartObject] = field(default_factory=list)  # chart objects and CRDs
+    charts_missing: list[str] = field(default_factory=list)  # "<chart> <version>" not in the cache
+
+    def all_objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(origin, object) for everything that will exist in the cluster: "pulumi" for our
+        objects, "helm:<namespace>/<release>" for what the releases create (CRDs included)."""
+        for obj in self.kubernetes:
+            yield PULUMI_ORIGIN, obj
+        for item in self.chart_objects:
+            yield item.origin, item.object
 
 
 def is_kubernetes_object(record: Record) -> bool:
@@ -84,8 +126,44 @@ def _helm_document(record: Record) -> dict[str, Any]:
     }
 
 
-def render(evaluation: Evaluation) -> Rendered:
-    """Build every file of the render tree in memory (deterministic, duplicate-checked)."""
+def _render_release(
+    record: Record, document: dict[str, Any], cache: Path, kubernetes_version: str | None
+) -> charts.ReleaseRender | None:
+    """The release rendered from its archive in the cache; None when the archive is not there."""
+    chart, version = str(document["chart"]), str(document["version"])
+    archive = charts.archive_path(cache, chart, version)
+    if not archive.is_file():
+        return None
+    pinned = charts.pinned_chart(chart, version)
+    try:
+        if pinned is not None:
+            charts.verify_digest(archive, pinned)
+        return charts.render_release(
+            archive,
+            document["values"],
+            release=str(document["release"]),
+            namespace=str(document["namespace"]),
+            kubernetes_version=kubernetes_version,
+            include_crds=not document["skipCrds"],
+            run_hooks=not bool(record.inputs.get("disableWebhooks", False)),
+        )
+    except charts.ChartError as error:
+        raise RenderError(str(error)) from None
+
+
+def _chart_file(header: str, item: ChartObject) -> str:
+    lines = [header, f"# source: {item.source}"]
+    if item.hook is not None:
+        policies = ",".join(item.hook.delete_policies) or "before-hook-creation"
+        lines.append(f"# helm hook: {','.join(item.hook.events)} (delete policy: {policies})")
+    return "\n".join(lines) + "\n" + _dump_chart_object(item.object)
+
+
+def render(evaluation: Evaluation, *, charts_cache: Path | None = None) -> Rendered:
+    """Build every file of the render tree in memory (deterministic, duplicate-checked).
+
+    Chart archives come from `charts_cache`, else `$NAOMI_CHARTS`, else ~/.cache/naomi/charts.
+    """
     records = sorted(evaluation.records, key=lambda r: r.urn)
     seen: set[str] = set()
     for record in records:
@@ -109,22 +187,61 @@ def render(evaluation: Evaluation) -> Rendered:
         )
     files["plan.yaml"] = dump({"stack": evaluation.stack, "resources": plan})
 
+    cache = charts.cache_dir(charts_cache)
+    kubernetes_version = evaluation.config.get("naomi:kubernetesVersion")
     kubernetes: list[dict[str, Any]] = []
     helm: list[dict[str, Any]] = []
+    chart_objects: list[ChartObject] = []
+    missing: list[str] = []
+    origins: dict[str, str] = {}  # k8s/ path -> what put it there, for collision errors
+
+    def place(path: str, origin: str, text: str) -> None:
+        if path in origins:
+            raise RenderError(f"two objects render to {path}: {origins[path]} and {origin}")
+        origins[path] = origin
+        files[path] = text
+
     for record in records:
         if is_kubernetes_object(record):
             path = _object_path(record.inputs)
             if path in files:
                 raise RenderError(f"two resources render to the same Kubernetes object: {path}")
-            files[path] = dump(record.inputs)
+            place(path, f"{PULUMI_ORIGIN} {record.id}", dump(record.inputs))
             kubernetes.append(record.inputs)
         elif record.type in HELM_TYPES:
             document = _helm_document(record)
             path = f"helm/{document['namespace']}-{document['release']}.yaml"
             if path in files:
                 raise RenderError(f"two Helm releases render to {path}")
+            release = _render_release(record, document, cache, kubernetes_version)
+            document["sha256"] = release.sha256 if release is not None else None
+            if release is not None and release.dropped:
+                # Rendered but never created (test hooks, files helm package leaves out): said
+                # here, so a reviewer sees what the render left out and why.
+                document["notCreated"] = sorted(release.dropped)
             files[path] = dump(document)
             helm.append(document)
+            if release is None:
+                missing.append(f"{document['chart']} {document['version']}")
+                continue
+            origin = f"helm:{release.namespace}/{release.release}"
+            header = (
+                f"# helm release {release.namespace}/{release.release}: "
+                f"{document['chart']} {document['version']} (sha256 {release.sha256[:12]})"
+            )
+            for manifest in release.manifests:
+                item = ChartObject(origin, manifest.object, manifest.source, manifest.hook)
+                place(_object_path(item.object), f"{origin} ({item.source})", _chart_file(header, item))
+                chart_objects.append(item)
+            for manifest in release.crd_manifests:
+                item = ChartObject(origin, manifest.object, manifest.source, crd=True)
+                crd_path = f"crds/{release.release}/{item.object['metadata']['name']}.yaml"
+                place(
+                    crd_path,
+                    f"{origin} ({item.source})",
+                    f"{header}\n# source: {item.source}\n{manifest.text}",
+                )
+                chart_objects.append(item)
 
     files.update(_commands(records, by_urn))
     outputs = {
@@ -132,7 +249,13 @@ def render(evaluation: Evaluation) -> Rendered:
         for name, value in sorted(evaluation.outputs.items())
     }
     files["outputs.yaml"] = dump(outputs)
-    return Rendered(files=dict(sorted(files.items())), kubernetes=kubernetes, helm=helm)
+    return Rendered(
+        files=dict(sorted(files.items())),
+        kubernetes=kubernetes,
+        helm=helm,
+        chart_objects=chart_objects,
+        charts_missing=sorted(missing),
+    )
 
 
 def _commands(records: list[Record], by_urn: dict[str, Record]) -> dict[str, str]:
