@@ -28,6 +28,7 @@ from infra.versions import KUBE_PROMETHEUS_STACK, RAY_VERSION
 
 RELEASE = "monitoring"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_ROLE = "grafana-dashboards"  # what Grafana's dashboards sidecar may read
 TRIGGER_RECEIVER = "retraining-trigger"
 TRIGGER_TOKEN_SECRET = "trigger-receiver-token"  # created by the workloads layer
 
@@ -48,6 +49,14 @@ class MonitoringArgs:
     storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
 
 
+_SIDECAR_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "64Mi"},
+    "limits": {"cpu": "200m", "memory": "128Mi"},
+}
+_HOOK_JOB_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "32Mi"},
+    "limits": {"cpu": "100m", "memory": "64Mi"},
+}
 # The chart's default pod securityContext for Prometheus and Alertmanager, stated explicitly.
 _POD_SECURITY = {
     "runAsNonRoot": True,
@@ -242,6 +251,10 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
         # with enableProbe (--enable-config-reloader-probes).
         "prometheusOperator": {
             "resources": args.operator.spec(),
+            # The certificate hook Jobs (admission-create, admission-patch) render
+            # `prometheusOperator.admissionWebhooks.patch.resources` as is, `{}` by default
+            # (templates/prometheus-operator/admission-webhooks/job-patch/job-createSecret.yaml).
+            "admissionWebhooks": {"patch": {"resources": _HOOK_JOB_RESOURCES}},
             "prometheusConfigReloader": {
                 "resources": {
                     "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -305,12 +318,40 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
                 "analytics": {"reporting_enabled": False, "check_for_updates": False},
                 "users": {"allow_sign_up": False},
             },
+            # Dashboards come from ConfigMaps in this namespace only, read by a namespaced Role
+            # (grafana 12.11.1 templates/role.yaml with rbac.namespaced; searchNamespace ALL made
+            # it a ClusterRole reading every Secret in the cluster). The Prometheus datasource
+            # is provisioned statically instead of by a second sidecar: the chart gives all
+            # sidecars one liveness/readiness probe, and each sidecar serves /healthz on its own
+            # HEALTH_PORT (templates/_helpers.tpl grafana.sidecar.*.healthPort: dashboards 8084).
+            # The chart's own Role always adds `secrets` (templates/role.yaml); ours reads
+            # ConfigMaps only, which is all the dashboards sidecar watches.
+            "rbac": {"namespaced": True, "useExistingRole": GRAFANA_ROLE},
             "sidecar": {
+                "resources": _SIDECAR_RESOURCES,
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8084}, "periodSeconds": 20},
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8084}, "periodSeconds": 10},
                 "dashboards": {
                     "enabled": True,
                     "label": "grafana_dashboard",
                     "labelValue": "1",
-                    "searchNamespace": "ALL",
+                    "resource": "configmap",
+                },
+                "datasources": {"enabled": False},
+            },
+            "datasources": {
+                "datasources.yaml": {
+                    "apiVersion": 1,
+                    "datasources": [
+                        {
+                            "name": "Prometheus",
+                            "uid": "prometheus",
+                            "type": "prometheus",
+                            "access": "proxy",
+                            "isDefault": True,
+                            "url": f"http://{RELEASE}-kube-prometheus-prometheus.{args.namespace}:9090/prometheus",
+                        }
+                    ],
                 }
             },
             "defaultDashboardsEnabled": True,
@@ -420,6 +461,12 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.grafana_admin = pulumi.Output.secret(
             password.result.apply(lambda p: {"username": "admin", "password": p})
+        )
+        k8s.rbac.v1.Role(
+            f"{name}-grafana-role",
+            metadata={"name": GRAFANA_ROLE, "namespace": args.namespace, "labels": labels("grafana", name)},
+            rules=[{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
+            opts=child,
         )
         # Helm release: the chart installs the prometheus-operator CRDs (ServiceMonitor,
         # PodMonitor, PrometheusRule) that other components' custom resources depend on.

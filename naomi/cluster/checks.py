@@ -39,7 +39,77 @@ def expanders(objects: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Expande
 
 def cluster_model(rendered: Rendered) -> ClusterModel:
     objects = _all_objects(rendered)
+    objects += flyte_executions(rendered, objects)
     return ClusterModel.from_objects(objects, expanders(objects))
+
+
+def flyte_executions(
+    rendered: Rendered, objects: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """What Flyte creates when a registered pipeline runs: a container task's pod and, for its
+    Ray task, the RayJob (KubeRay then expands it), from the registration plan the stack renders
+    and flyte-binary's plugin configuration (`naomi.cluster.operators` flyte_task_pod and
+    flyte_ray_job, flyteplugins v1.16.8)."""
+    releases = [r for r in rendered.helm if r.get("chart") == "flyte-binary"]
+    plans = [
+        (obj, json.loads(data))
+        for _, obj in objects
+        if obj.get("kind") == "ConfigMap"
+        for key, data in ((obj.get("data") or {}).items())
+        if key == "registration.json"
+    ]
+    if not releases or not plans:
+        return []
+    values = releases[0].get("values") or {}
+    inline = ((values.get("configuration") or {}).get("inline")) or {}
+    plugins = inline.get("plugins") or {}
+    created: list[tuple[str, Mapping[str, Any]]] = []
+    for config_map, plan in plans:
+        namespace = str(config_map["metadata"]["namespace"])
+        image = _registration_image(objects, namespace)
+        origin = f"operator:flyte-binary {plan.get('project', 'naomi')}/{plan.get('domain', 'production')}"
+        for pipeline in plan.get("pipelines") or []:
+            created.append(
+                (
+                    origin,
+                    operators.flyte_task_pod(
+                        task_image=image,
+                        k8s_plugin_config=plugins.get("k8s") or {},
+                        namespace=namespace,
+                        name=f"{pipeline}-task-00000",
+                        platform_resources=inline.get("task_resources"),
+                    ),
+                )
+            )
+            shape = plan.get("rayJob")
+            if shape:
+                created.append(
+                    (
+                        origin,
+                        operators.flyte_ray_job(
+                            shape,
+                            task_image=image,
+                            plugin_config=plugins.get("ray") or {},
+                            k8s_plugin_config=plugins.get("k8s") or {},
+                            namespace=namespace,
+                            name=f"{pipeline}-ray-00000",
+                            platform_resources=inline.get("task_resources"),
+                        ),
+                    )
+                )
+    return created
+
+
+def _registration_image(objects: Sequence[tuple[str, Mapping[str, Any]]], namespace: str) -> str:
+    """The image Flyte runs the pipelines' tasks in: the one the registration Job registers with."""
+    for _, obj in objects:
+        if obj.get("kind") != "Job" or (obj.get("metadata") or {}).get("namespace") != namespace:
+            continue
+        for container in obj["spec"]["template"]["spec"].get("containers") or []:
+            for env in container.get("env") or []:
+                if env.get("name") == "NAOMI_WORKLOADS_IMAGE":
+                    return str(env.get("value"))
+    return "ghcr.io/naomi-mlops/naomi-workloads:0.1.0"
 
 
 def _all_objects(rendered: Rendered) -> list[tuple[str, Mapping[str, Any]]]:

@@ -196,7 +196,9 @@ def prove(model: ClusterModel, declared: Iterable[Mapping[str, Any]]) -> FlowRep
     policies = netpol.PolicySet(model.network_policies, model.namespaces)
     flows = [DeclaredFlow.parse(raw) for raw in declared]
     results = [_prove_one(policies, pods, flow) for flow in [*flows, *kubelet_probe_flows(model.pods)]]
-    return FlowReport(results=results, undeclared=_undeclared(policies, pods, flows))
+    # Only the platform's own namespaces are judged as destinations: their policies are ours.
+    owned = {item.name for item in model.of_kind("Namespace")}
+    return FlowReport(results=results, undeclared=_undeclared(policies, pods, flows, owned))
 
 
 def _prove_one(policies: netpol.PolicySet, pods: Sequence[ModelPod], flow: DeclaredFlow) -> FlowResult:
@@ -245,12 +247,14 @@ def _all_ports(pod: ModelPod | None) -> list[tuple[int | str, str]]:
 
 
 def _undeclared(
-    policies: netpol.PolicySet, pods: Sequence[ModelPod], flows: Sequence[DeclaredFlow]
+    policies: netpol.PolicySet, pods: Sequence[ModelPod], flows: Sequence[DeclaredFlow], owned: set[str]
 ) -> list[str]:
     found: list[str] = []
     endpoints = [(pod, pod.endpoint()) for pod in pods]
     outside = netpol.Host(ip=OUTSIDE_IP, description="outside the cluster")
     for destination_pod, destination in endpoints:
+        if destination_pod.namespace not in owned:
+            continue
         for port in destination.ports:
             for source_pod, source in endpoints:
                 if source_pod.namespace == destination_pod.namespace:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 
+import yaml
+
 from naomi.render.engine import RenderError
 from naomi.render.lifecycle import StepChange, plan_from_trees, steps_from_tree
 
@@ -31,6 +33,9 @@ class TreeDiff:
     changed: dict[str, str]
     # Command files (base path for removed steps, head path otherwise) -> what pulumi would do.
     steps: dict[str, StepChange] = field(default_factory=dict)
+    # Releases whose chart one side could not render (not in the chart cache): their chart
+    # objects are left out of the comparison instead of showing as added or removed.
+    uncompared: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -47,6 +52,12 @@ class TreeDiff:
             return "\n".join(lines) + "\n"
         lines.append(f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed")
         lines.append("")
+        for release in self.uncompared:
+            lines.append(
+                f"> Chart objects of `{release}` not compared: its chart is not in the chart cache on "
+                "one side (run `naomi charts pull` and diff again)."
+            )
+            lines.append("")
         loud = [step for step in self.steps.values() if step.destructive]
         if loud:
             lines.append(f"> **WARNING: {len(loud)} step(s) would run a destructive delete:**")
@@ -64,7 +75,38 @@ class TreeDiff:
         return "\n".join(lines) + "\n"
 
 
+def _unrendered_releases(tree: dict[str, str]) -> set[str]:
+    """`<namespace>/<release>` of every Helm release rendered without its chart (no sha256)."""
+    missing = set()
+    for path, text in tree.items():
+        if path.startswith("helm/"):
+            document = yaml.safe_load(text) or {}
+            if document.get("chart") and not document.get("sha256"):
+                missing.add(f"{document.get('namespace')}/{document.get('release')}")
+    return missing
+
+
+def _release_of(path: str, text: str) -> str | None:
+    """The release a chart object or CRD file came from (its `# helm release` first line)."""
+    if path.startswith("crds/"):
+        return path.split("/")[1]
+    first = text.split("\n", 1)[0]
+    if first.startswith("# helm release "):
+        return first.removeprefix("# helm release ").split(":", 1)[0]
+    return None
+
+
 def diff_files(base: dict[str, str], head: dict[str, str]) -> TreeDiff:
+    uncompared = sorted(_unrendered_releases(base) | _unrendered_releases(head))
+    if uncompared:
+        names = {release.split("/", 1)[1] for release in uncompared}
+
+        def keep(path: str, text: str) -> bool:
+            release = _release_of(path, text)
+            return release is None or (release not in uncompared and release not in names)
+
+        base = {p: t for p, t in base.items() if keep(p, t)}
+        head = {p: t for p, t in head.items() if keep(p, t)}
     added = sorted(set(head) - set(base))
     removed = sorted(set(base) - set(head))
     changed = {}
@@ -78,7 +120,9 @@ def diff_files(base: dict[str, str], head: dict[str, str]) -> TreeDiff:
                 n=3,
             )
             changed[path] = "".join(patch)
-    return TreeDiff(added=added, removed=removed, changed=changed, steps=_step_labels(base, head))
+    return TreeDiff(
+        added=added, removed=removed, changed=changed, steps=_step_labels(base, head), uncompared=uncompared
+    )
 
 
 def _step_labels(base: dict[str, str], head: dict[str, str]) -> dict[str, StepChange]:
