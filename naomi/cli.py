@@ -264,6 +264,10 @@ def verify(
         Path | None, typer.Option(help="kubeconfig file (default: the stack's kubeconfig output)")
     ] = None,
     flows: Annotated[bool, typer.Option(help="try the declared network flows from probe pods")] = True,
+    probe_image: Annotated[
+        str | None,
+        typer.Option(help="probe pod image (default: the pinned BusyBox; a mirror of it when air-gapped)"),
+    ] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="also write the report here")] = None,
     project_dir: ProjectDir = None,
 ) -> None:
@@ -289,7 +293,9 @@ def verify(
     except Exception as error:
         raise _fail(_one_line(error)) from None
     client = checks.GatewayClient(str(outputs.get("gatewayCaCertificate") or "") or None)
-    results = checks.verify(expected, api, client, base_url, outputs.get("gatewayUsers") or {}, flows=flows)
+    users = outputs.get("gatewayUsers") or {}
+    image = probe_image or checks.PROBE_IMAGE
+    results = checks.verify(expected, api, client, base_url, users, flows=flows, probe_image=image)
     report = checks.report_markdown(stack, results, [f"gateway {base_url}"])
     sys.stdout.write(report)
     if out_file is not None:

@@ -28,6 +28,7 @@ import http.client
 import ipaddress
 import json
 import re
+import secrets
 import shutil
 import ssl
 import subprocess
@@ -60,7 +61,8 @@ CONNECT_TIMEOUT_SECONDS = 3
 # ray-project/kuberay v1.7.0 ray-operator/controllers/ray/common/association.go and
 # raycluster_controller.go reconcilePods). Flows from such sources are not probed.
 CONTROLLER_LABELS = ("ray.io/cluster", "ray.io/group", "pod-template-hash", "controller-uid")
-HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"  # set by Helm 3 on every object it creates
+# Helm 3 stamps every object a release creates (helm/helm v3 pkg/action/validate.go setMetadataVisitor).
+HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"
 
 
 @dataclass(frozen=True)
@@ -246,22 +248,20 @@ def rayservice_ready(obj: Mapping[str, Any]) -> tuple[bool, str]:
     if ready is not None:
         if ready.get("status") == "True":
             return True, f"ready ({ready.get('reason') or 'serving'})"
-        return (
-            False,
-            f"not ready ({ready.get('reason') or 'no reason'}: {ready.get('message') or ''})".rstrip(": )")
-            + ")",
-        )
+        message = f": {ready['message']}" if ready.get("message") else ""
+        return False, f"not ready ({ready.get('reason') or 'no reason'}{message})"
     if (obj.get("status") or {}).get("serviceStatus") == "Running":
         return True, "serviceStatus Running"
     return False, "no Ready condition yet"
 
 
 def job_state(obj: Mapping[str, Any]) -> tuple[Status, str]:
-    for kind, status, text in (("Complete", "ok", "complete"), ("Failed", "fail", "failed")):
-        condition = _condition(obj, kind)
-        if condition is not None and condition.get("status") == "True":
-            reason = f": {condition.get('reason')}" if kind == "Failed" and condition.get("reason") else ""
-            return status, text + reason  # type: ignore[return-value]
+    failed = _condition(obj, "Failed")
+    if failed is not None and failed.get("status") == "True":
+        return "fail", f"failed: {failed.get('reason') or 'no reason'}"
+    complete = _condition(obj, "Complete")
+    if complete is not None and complete.get("status") == "True":
+        return "ok", "complete"
     return "warn", f"running ({int((obj.get('status') or {}).get('active') or 0)} active)"
 
 
@@ -337,10 +337,9 @@ def check_workloads(
                     Result("workloads", f"{kind} {namespace}/{name}", "ok" if ready else "fail", detail)
                 )
         for job in sorted(api.list("Job", namespace), key=_name):
-            if _owned_by(job, ["CronJob"]):
-                continue  # a CronJob's runs come and go; its last failures show as failed pods
-            found.add(("Job", namespace, _name(job)[1]))
             state, detail = job_state(job)
+            if _owned_by(job, ["CronJob"]) and state != "fail":
+                continue  # a CronJob's runs come and go: only a failed one is news
             results.append(Result("workloads", f"Job {namespace}/{_name(job)[1]}", state, detail))
         ready_pods = 0
         for pod in sorted(api.list("Pod", namespace), key=_name):
@@ -492,12 +491,13 @@ def check_routes(
     service itself must answer (its own login); security headers on every answer."""
     results = []
     user, password = sorted(users.items())[0] if users else ("", "")
+    realms = {route.realm for route in routes if route.realm is not None}
     for route in routes:
         for prefix in route.prefixes:
             subject = f"{prefix} ({route.name} -> {route.service})"
             try:
                 problems, seen = _route_problems(
-                    client, base_url.rstrip("/") + prefix + "/", route, user, password
+                    client, base_url.rstrip("/") + prefix + "/", route, (user, password), realms
                 )
             except (OSError, http.client.HTTPException) as error:
                 problems, seen = [f"{type(error).__name__}: {_first_line(error)}"], []
@@ -508,8 +508,9 @@ def check_routes(
 
 
 def _route_problems(
-    client: HttpClient, url: str, route: GatewayRoute, user: str, password: str
+    client: HttpClient, url: str, route: GatewayRoute, login: tuple[str, str], realms: set[str]
 ) -> tuple[list[str], list[str]]:
+    user, password = login
     problems: list[str] = []
     seen: list[str] = []
     anonymous = client.request("GET", url)
@@ -529,9 +530,9 @@ def _route_problems(
         seen.append(f"401 without credentials, HTTP {answer.status} as {user}")
     else:
         answer = anonymous
-        if answer.status == 401 and (answer.header("WWW-Authenticate") or "").startswith(
-            'Basic realm="naomi"'
-        ):
+        if answer.status == 401 and answer.header("WWW-Authenticate") in {
+            f'Basic realm="{r}"' for r in realms
+        }:
             problems.append("the gateway asked for credentials on a route without gateway auth")
         seen.append(f"the service answered HTTP {answer.status} (its own login)")
     if answer.status in _UNREACHABLE:
@@ -638,13 +639,12 @@ class Probe:
     namespace: str
     labels: dict[str, str]
     targets: list[ProbeTarget] = field(default_factory=list)
+    run: str = ""  # one id per `naomi verify` run: a pod left by an earlier run never collides
 
     @property
     def name(self) -> str:
-        digest = hashlib.sha256(
-            json.dumps([self.namespace, sorted(self.labels.items())]).encode()
-        ).hexdigest()
-        return f"naomi-verify-{digest[:10]}"
+        digest = hashlib.sha256(json.dumps([self.namespace, sorted(self.labels.items())]).encode())
+        return "-".join(part for part in ("naomi-verify", digest.hexdigest()[:10], self.run) if part)
 
 
 def _side(raw: Mapping[str, Any]) -> PodSide | None:
@@ -774,19 +774,17 @@ def plan_probes(
     api: KubernetesApi,
     flows: Sequence[Mapping[str, Any]],
     policies: netpol.PolicySet | None = None,
+    namespaces: Sequence[str] = (),
+    run: str = "",
 ) -> tuple[list[Probe], list[Result]]:
     """Probes for every declared cross-namespace pod-to-pod TCP flow and, when `policies` are
-    given, one connection they deny (same destination, a probe with no source labels in a
-    namespace with no such flow); results for the flows that cannot be tried."""
+    given, one connection they deny: a probe without labels in one of `namespaces` (the stack's)
+    to a destination of a declared flow. Results for the flows that cannot be tried."""
     probes: dict[tuple[str, tuple[tuple[str, str], ...]], Probe] = {}
     results: list[Result] = []
     destinations: list[tuple[dict[str, Any], int, str]] = []
-    namespaces: set[str] = set()
     for flow in flows:
         source, destination = _side(flow["source"]), _side(flow["destination"])
-        for side in (source, destination):
-            if side is not None:
-                namespaces.add(side.namespace)
         if source is None or destination is None or source.namespace == destination.namespace:
             continue
         subject = f"{source.describe()} -> {destination.describe()}"
@@ -823,7 +821,7 @@ def plan_probes(
                 )
                 continue
             ip = str((pod.get("status") or {})["podIP"])
-            probe = probes.setdefault(source.key, Probe(source.namespace, dict(source.labels)))
+            probe = probes.setdefault(source.key, Probe(source.namespace, dict(source.labels), run=run))
             probe.targets.append(ProbeTarget(f"{label}: {flow.get('why')}", ip, number))
             destinations.append((pod, number, destination.namespace))
     if policies is not None:
@@ -839,7 +837,7 @@ def plan_probes(
             )
         else:
             # A probe without labels is also the "all pods" source of its namespace (DNS flows).
-            probe = probes.setdefault((undeclared.namespace, ()), Probe(undeclared.namespace, {}))
+            probe = probes.setdefault((undeclared.namespace, ()), Probe(undeclared.namespace, {}, run=run))
             probe.targets += undeclared.targets
     return list(probes.values()), results
 
@@ -862,29 +860,39 @@ def _undeclared_probe(
     return None
 
 
-def run_probes(api: KubernetesApi, probes: Sequence[Probe]) -> list[Result]:
-    """Create each probe pod, wait for it to finish, read its log, delete it (always)."""
-    results = []
-    for probe in probes:
-        manifest = probe_pod(probe)
-        deadline = float(manifest["spec"]["activeDeadlineSeconds"]) + 30
-        try:
-            api.create_pod(probe.namespace, manifest)
-            pod = api.wait_for_pod(probe.namespace, probe.name, deadline)
-            phase = str((pod.get("status") or {}).get("phase"))
-            log = (
-                parse_probe_log(api.pod_log(probe.namespace, probe.name))
-                if phase in ("Succeeded", "Failed")
-                else ProbeLog({}, f"still {phase} after {deadline:.0f} s")
-            )
-        except Exception as error:  # an API refusal (admission, quota) is this probe's result
-            log = ProbeLog({}, _first_line(error))
-        finally:
+def run_probes(api: KubernetesApi, probes: Sequence[Probe], image: str = PROBE_IMAGE) -> list[Result]:
+    """Create every probe pod (they run side by side), wait for each to finish and read its log,
+    then delete them all, whatever happened."""
+    logs: dict[str, ProbeLog] = {}
+    created: list[Probe] = []
+    attempted: list[Probe] = []
+    try:
+        for probe in probes:
+            attempted.append(probe)  # a create that timed out may still have made the pod
+            try:
+                api.create_pod(probe.namespace, probe_pod(probe, image))
+                created.append(probe)
+            except Exception as error:  # an API refusal (admission, quota) is this probe's result
+                logs[probe.name] = ProbeLog({}, _first_line(error))
+        for probe in created:
+            deadline = float(probe_pod(probe, image)["spec"]["activeDeadlineSeconds"]) + 30
+            try:
+                phase = str(
+                    (api.wait_for_pod(probe.namespace, probe.name, deadline).get("status") or {}).get("phase")
+                )
+                logs[probe.name] = (
+                    parse_probe_log(api.pod_log(probe.namespace, probe.name))
+                    if phase in ("Succeeded", "Failed")
+                    else ProbeLog({}, f"still {phase} after {deadline:.0f} s")
+                )
+            except Exception as error:
+                logs[probe.name] = ProbeLog({}, _first_line(error))
+    finally:
+        for probe in attempted:
             # Best effort: activeDeadlineSeconds ends the pod anyway.
             with contextlib.suppress(Exception):
                 api.delete_pod(probe.namespace, probe.name)
-        results += [_probe_result(probe, target, log) for target in probe.targets]
-    return results
+    return [_probe_result(probe, target, logs[probe.name]) for probe in probes for target in probe.targets]
 
 
 def _probe_result(probe: Probe, target: ProbeTarget, log: ProbeLog) -> Result:
@@ -908,10 +916,18 @@ def _probe_result(probe: Probe, target: ProbeTarget, log: ProbeLog) -> Result:
 
 
 def check_flows(
-    api: KubernetesApi, flows: Sequence[Mapping[str, Any]], policies: netpol.PolicySet | None = None
+    api: KubernetesApi,
+    flows: Sequence[Mapping[str, Any]],
+    policies: netpol.PolicySet | None = None,
+    namespaces: Sequence[str] = (),
+    *,
+    image: str = PROBE_IMAGE,
+    run: str | None = None,
 ) -> list[Result]:
-    probes, results = plan_probes(api, flows, policies)
-    return [*results, *run_probes(api, probes)]
+    probes, results = plan_probes(
+        api, flows, policies, namespaces, secrets.token_hex(3) if run is None else run
+    )
+    return [*results, *run_probes(api, probes, image)]
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -1051,6 +1067,7 @@ class ClusterApi:
             method,
             path,
             query_params=list((query or {}).items()),
+            # The client's own calls (read_namespaced_pod_log too) pick application/json.
             header_params={"Accept": "application/json", "Content-Type": "application/json"},
             body=body,
             auth_settings=["BearerToken"],
@@ -1177,6 +1194,7 @@ def verify(
     users: Mapping[str, str],
     *,
     flows: bool = True,
+    probe_image: str = PROBE_IMAGE,
 ) -> list[Result]:
     """Every check, in report order."""
     results = _guarded(
@@ -1184,7 +1202,12 @@ def verify(
     )
     results += _guarded("routes", lambda: check_routes(client, base_url, expected.routes, users))
     if flows:
-        results += _guarded("flows", lambda: check_flows(api, expected.flows, expected.policies))
+        results += _guarded(
+            "flows",
+            lambda: check_flows(
+                api, expected.flows, expected.policies, expected.namespaces, image=probe_image
+            ),
+        )
     else:
         results.append(Result("flows", "network flows", "skip", "--no-flows: no probe pods created"))
     route = expected.smoke_route()

@@ -420,7 +420,7 @@ def test_every_declared_cross_namespace_flow_is_planned_or_says_why_not(
     expected: verify.Expectations, renders: dict[str, Rendered]
 ) -> None:
     cluster = FakeCluster({"Pod": _live_pods(renders[STACK])})
-    probes, results = verify.plan_probes(cluster, expected.flows, expected.policies)
+    probes, results = verify.plan_probes(cluster, expected.flows, expected.policies, expected.namespaces)
     planned = [target for probe in probes for target in probe.targets if target.expect_open]
     crossing = [
         f
@@ -478,7 +478,7 @@ def test_probe_results_say_which_way_the_cluster_disagrees(
     expected: verify.Expectations, renders: dict[str, Rendered]
 ) -> None:
     pods = {"Pod": _live_pods(renders[STACK])}
-    probes, _ = verify.plan_probes(FakeCluster(pods), expected.flows, expected.policies)
+    probes, _ = verify.plan_probes(FakeCluster(pods), expected.flows, expected.policies, expected.namespaces)
     ((namespace, target),) = [(p.namespace, t) for p in probes for t in p.targets if not t.expect_open]
 
     def keeps_the_policies_promises(where: str, labels: Mapping[str, str], ip: str, port: int) -> bool:
@@ -491,7 +491,7 @@ def test_probe_results_say_which_way_the_cluster_disagrees(
         return not undeclared
 
     honest = FakeCluster(pods, keeps_the_policies_promises)
-    results = verify.check_flows(honest, expected.flows, expected.policies)
+    results = verify.check_flows(honest, expected.flows, expected.policies, expected.namespaces)
     assert [r for r in results if r.status == "fail"] == []
     targets = sum(
         len(re.findall("nc -z -w 3 ", p["spec"]["containers"][0]["command"][2])) for p in honest.created
@@ -503,7 +503,9 @@ def test_probe_results_say_which_way_the_cluster_disagrees(
     # A cluster without NetworkPolicy enforcement (a CNI that ignores policies): everything opens.
     open_cluster = FakeCluster(pods)
     failed = [
-        r for r in verify.check_flows(open_cluster, expected.flows, expected.policies) if r.status == "fail"
+        r
+        for r in verify.check_flows(open_cluster, expected.flows, expected.policies, expected.namespaces)
+        if r.status == "fail"
     ]
     assert len(failed) == 1
     assert failed[0].subject.startswith("undeclared: ")
@@ -673,3 +675,90 @@ def test_verify_without_the_kubernetes_client_says_how_to_get_it(tmp_path: Path)
         "error: the kubernetes Python client is not installed: pip install 'kubernetes>=31' "
         "(or install naomi with the workloads extra)\n"
     )
+
+
+# --- the Kubernetes API facade over the official client -----------------------------------------
+
+
+def test_the_cluster_api_calls_the_rest_paths_with_the_kubeconfig_credentials() -> None:
+    """A recording HTTP server in place of the API server: the paths, selectors, bodies and bearer
+    token the pinned kubernetes client sends for our calls (not the API server's semantics)."""
+    pytest.importorskip("kubernetes")
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str, str | None, str]] = []
+
+    class ApiServer(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            seen.append((self.command, self.path, self.headers.get("Authorization"), body))
+            status, data = 200, {"items": [{"metadata": {"name": "web-0"}}], "status": {"phase": "Succeeded"}}
+            if self.path.startswith("/apis/ray.io/"):
+                status, data = (
+                    404,
+                    {"kind": "Status", "message": "the server could not find the requested resource"},
+                )
+            if self.command == "POST":
+                status, data = 403, {"kind": "Status", "message": 'pods "p" is forbidden: exceeded quota'}
+            payload = (
+                b"naomi-probe 10.1.0.1 80 open\n" if self.path.endswith("/log") else json.dumps(data).encode()
+            )
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ApiServer)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    kubeconfig = f"""
+apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "http://127.0.0.1:{server.server_address[1]}"}}}}]
+users: [{{name: u, user: {{token: the-token}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+"""
+    try:
+        api = verify.ClusterApi(kubeconfig)
+        assert api.list("Pod", "naomi-serving", {"ray.io/node-type": "head", "app": "x"}) == [
+            {"metadata": {"name": "web-0"}}
+        ]
+        assert api.list("RayService", "naomi-serving") == []  # no KubeRay CRDs: nothing to judge
+        with pytest.raises(verify.KubernetesError, match='HTTP 403: pods "p" is forbidden: exceeded quota'):
+            api.create_pod("naomi-serving", {"kind": "Pod", "metadata": {"name": "p"}})
+        assert api.wait_for_pod("naomi-serving", "p", 5)["status"] == {"phase": "Succeeded"}
+        assert api.pod_log("naomi-serving", "p") == "naomi-probe 10.1.0.1 80 open\n"
+        api.delete_pod("naomi-serving", "p")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [
+        (
+            "GET",
+            "/api/v1/namespaces/naomi-serving/pods?labelSelector=app%3Dx%2Cray.io/node-type%3Dhead",
+            "Bearer the-token",
+            "",
+        ),
+        ("GET", "/apis/ray.io/v1/namespaces/naomi-serving/rayservices", "Bearer the-token", ""),
+        (
+            "POST",
+            "/api/v1/namespaces/naomi-serving/pods",
+            "Bearer the-token",
+            '{"kind": "Pod", "metadata": {"name": "p"}}',
+        ),
+        ("GET", "/api/v1/namespaces/naomi-serving/pods/p", "Bearer the-token", ""),
+        ("GET", "/api/v1/namespaces/naomi-serving/pods/p/log", "Bearer the-token", ""),
+        (
+            "DELETE",
+            "/api/v1/namespaces/naomi-serving/pods/p",
+            "Bearer the-token",
+            '{"gracePeriodSeconds": 0}',
+        ),
+    ]
