@@ -14,6 +14,8 @@ over a small interface so the logic runs locally against canned objects or a loc
   flow tried with a TCP connect from a short-lived probe pod carrying the flow's source labels, to
   a running destination pod's port, plus one connection the rendered policies deny
   (`naomi.cluster.netpol`), which must fail on the cluster too;
+- admission webhooks (`check_webhooks`): the API server reaches prometheus-operator's webhooks
+  (server-side dry runs of a valid and an invalid PrometheusRule);
 - a smoke prediction (`check_smoke`) through the first served model's route.
 
 `report_markdown` turns the results into a report to paste into an issue.
@@ -46,6 +48,7 @@ SECTIONS = {
     "workloads": "Workloads",
     "routes": "Gateway routes",
     "flows": "Network flows",
+    "webhooks": "Admission webhooks",
     "smoke": "Smoke prediction",
 }
 
@@ -111,6 +114,11 @@ class KubernetesApi(Protocol):
     def pod_log(self, namespace: str, name: str) -> str: ...
 
     def delete_pod(self, namespace: str, name: str) -> None: ...
+
+    def dry_run_create(self, kind: str, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """A server-side dry run of creating `manifest` (admission runs, nothing is stored): the
+        object as it would be stored, or `KubernetesError` with the API server's refusal."""
+        ...
 
 
 class GatewayClient:
@@ -930,6 +938,79 @@ def check_flows(
     return [*results, *run_probes(api, probes, image)]
 
 
+# --- admission webhooks --------------------------------------------------------------------------
+
+# prometheus-operator v0.93.1 (kube-prometheus-stack 88.5.3) pkg/admission/admission.go: the
+# mutating webhook stamps this annotation on every PrometheusRule it sees, the validating one
+# refuses rules Prometheus could not load. Both are failurePolicy Ignore in the chart, so an
+# unreachable webhook is silent: the API server stores whatever it gets.
+VALIDATED_ANNOTATION = "prometheus-operator-validated"
+
+
+def webhook_rule(namespace: str, expression: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "naomi-verify-webhook", "namespace": namespace},
+        "spec": {
+            "groups": [{"name": "naomi-verify", "rules": [{"alert": "NaomiVerify", "expr": expression}]}]
+        },
+    }
+
+
+def check_webhooks(api: KubernetesApi, namespace: str) -> list[Result]:
+    """The API server reaches prometheus-operator's admission webhooks (through the CNI, from the
+    control plane's host network): a dry-run PrometheusRule comes back annotated by the mutating
+    one, and an invalid one is refused by the validating one (the API server words a webhook's
+    refusal `admission webhook "<name>" denied the request`, k8s.io/apiserver
+    pkg/admission/plugin/webhook/errors/statuserror.go, only when the webhook answered)."""
+    subject = f"prometheus-operator webhooks (dry-run PrometheusRule in {namespace})"
+    try:
+        stored = api.dry_run_create("PrometheusRule", namespace, webhook_rule(namespace, "vector(1)"))
+    except KubernetesError as error:
+        if error.status == 404:
+            return [Result("webhooks", subject, "skip", "no PrometheusRule API (monitoring not installed)")]
+        return [Result("webhooks", subject, "fail", f"a valid rule was refused: {error}")]
+    results = []
+    annotations = (stored.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(VALIDATED_ANNOTATION) == "true":
+        results.append(
+            Result("webhooks", f"{subject}: mutate", "ok", f"the rule came back with {VALIDATED_ANNOTATION}")
+        )
+    else:
+        results.append(
+            Result(
+                "webhooks",
+                f"{subject}: mutate",
+                "fail",
+                f"no {VALIDATED_ANNOTATION} annotation: the API server did not reach the webhook",
+            )
+        )
+    try:
+        api.dry_run_create("PrometheusRule", namespace, webhook_rule(namespace, "rate("))
+    except KubernetesError as error:
+        if "denied the request" in str(error):
+            results.append(
+                Result("webhooks", f"{subject}: validate", "ok", "an invalid rule was refused by the webhook")
+            )
+        else:
+            results.append(
+                Result(
+                    "webhooks", f"{subject}: validate", "fail", f"refused, but not by the webhook: {error}"
+                )
+            )
+    else:
+        results.append(
+            Result(
+                "webhooks",
+                f"{subject}: validate",
+                "fail",
+                "an invalid rule (expr 'rate(') was accepted: the API server did not reach the webhook",
+            )
+        )
+    return results
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -1030,6 +1111,7 @@ RESOURCE_PATHS = {  # kind -> the API path of its namespaced collection
     "Pod": "/api/v1/namespaces/{namespace}/pods",
     "RayCluster": "/apis/ray.io/v1/namespaces/{namespace}/rayclusters",
     "RayService": "/apis/ray.io/v1/namespaces/{namespace}/rayservices",
+    "PrometheusRule": "/apis/monitoring.coreos.com/v1/namespaces/{namespace}/prometheusrules",
 }
 
 
@@ -1121,6 +1203,13 @@ class ClusterApi:
     def delete_pod(self, namespace: str, name: str) -> None:
         self._call("DELETE", self._pod(namespace, name), body={"gracePeriodSeconds": 0})
 
+    def dry_run_create(self, kind: str, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        path = RESOURCE_PATHS[kind].format(namespace=namespace)
+        stored: dict[str, Any] = json.loads(
+            self._call("POST", path, query={"dryRun": "All"}, body=dict(manifest))
+        )
+        return stored
+
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
@@ -1143,6 +1232,7 @@ class Expectations:
     flows: tuple[Mapping[str, Any], ...]
     policies: netpol.PolicySet
     served_models: tuple[str, ...]  # serving.models[].name in config order
+    rule_namespace: str | None  # where the stack renders a PrometheusRule (monitoring on)
 
     def smoke_route(self) -> GatewayRoute | None:
         for model in self.served_models:
@@ -1175,6 +1265,7 @@ def expectations(evaluation: Any, rendered: Any) -> Expectations:
         flows=flows,
         policies=netpol.PolicySet(model.network_policies, model.namespaces),
         served_models=tuple(str(m["name"]) for m in serving.get("models") or []),
+        rule_namespace=next((_name(o)[0] for o in objects if o.get("kind") == "PrometheusRule"), None),
     )
 
 
@@ -1210,6 +1301,13 @@ def verify(
         )
     else:
         results.append(Result("flows", "network flows", "skip", "--no-flows: no probe pods created"))
+    if expected.rule_namespace is None:
+        results.append(
+            Result("webhooks", "admission webhooks", "skip", "the stack renders no PrometheusRule")
+        )
+    else:
+        namespace = expected.rule_namespace
+        results += _guarded("webhooks", lambda: check_webhooks(api, namespace))
     route = expected.smoke_route()
     if route is None:
         results.append(Result("smoke", "served model", "skip", "the stack serves no model"))

@@ -286,6 +286,9 @@ class FakeCluster:
     def delete_pod(self, namespace: str, name: str) -> None:
         self.deleted.append((namespace, name))
 
+    def dry_run_create(self, kind: str, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        raise AssertionError("no dry runs expected")
+
 
 def _meta(name: str, namespace: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, **extra}
@@ -537,6 +540,59 @@ def test_a_probe_image_without_nc_z_fails_every_target_with_the_reason() -> None
     assert [r.detail for r in results] == [f"probe pod naomi-gateway/{_probe().name}: this nc has no -z"]
 
 
+# --- admission webhooks --------------------------------------------------------------------------
+
+
+class WebhookCluster(FakeCluster):
+    """The API server's answers to dry-run PrometheusRules, with or without the operator's webhooks."""
+
+    def __init__(self, reachable: bool | None) -> None:
+        super().__init__({})
+        self.reachable = reachable
+
+    def dry_run_create(self, kind: str, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        if self.reachable is None:
+            raise verify.KubernetesError(404, "the server could not find the requested resource")
+        invalid = manifest["spec"]["groups"][0]["rules"][0]["expr"] == "rate("
+        if self.reachable and invalid:
+            raise verify.KubernetesError(
+                400,
+                'admission webhook "prometheusrulevalidate.monitoring.coreos.com" denied the request: '
+                "Rules are not valid",
+            )
+        stored = json.loads(json.dumps(manifest))
+        if self.reachable:
+            stored["metadata"]["annotations"] = {verify.VALIDATED_ANNOTATION: "true"}
+        return stored
+
+
+def test_the_webhook_check_tells_a_reached_webhook_from_a_silent_one() -> None:
+    assert [(r.status, r.detail) for r in verify.check_webhooks(WebhookCluster(True), "naomi-workloads")] == [
+        ("ok", "the rule came back with prometheus-operator-validated"),
+        ("ok", "an invalid rule was refused by the webhook"),
+    ]
+    assert [
+        (r.status, r.detail) for r in verify.check_webhooks(WebhookCluster(False), "naomi-workloads")
+    ] == [
+        ("fail", "no prometheus-operator-validated annotation: the API server did not reach the webhook"),
+        ("fail", "an invalid rule (expr 'rate(') was accepted: the API server did not reach the webhook"),
+    ]
+    assert [r.status for r in verify.check_webhooks(WebhookCluster(None), "naomi-workloads")] == ["skip"]
+
+
+def test_only_the_webhook_can_refuse_the_invalid_rule(reference: Any) -> None:
+    import promql_parser
+
+    from naomi.validate import validate_object
+
+    # Both pass the CRD schema (the API server's own check): the refusal can only be the webhook's.
+    for expression in ("vector(1)", "rate("):
+        validate_object(verify.webhook_rule("naomi-workloads", expression), "1.32", reference)
+    promql_parser.parse("vector(1)")
+    with pytest.raises(ValueError):
+        promql_parser.parse("rate(")
+
+
 # --- smoke request, report, stack outputs --------------------------------------------------------
 
 
@@ -701,6 +757,8 @@ def test_the_cluster_api_calls_the_rest_paths_with_the_kubeconfig_credentials() 
                 )
             if self.command == "POST":
                 status, data = 403, {"kind": "Status", "message": 'pods "p" is forbidden: exceeded quota'}
+            if self.command == "POST" and "prometheusrules" in self.path:
+                status, data = 201, json.loads(body)
             payload = (
                 b"naomi-probe 10.1.0.1 80 open\n" if self.path.endswith("/log") else json.dumps(data).encode()
             )
@@ -736,6 +794,8 @@ current-context: x
         assert api.wait_for_pod("naomi-serving", "p", 5)["status"] == {"phase": "Succeeded"}
         assert api.pod_log("naomi-serving", "p") == "naomi-probe 10.1.0.1 80 open\n"
         api.delete_pod("naomi-serving", "p")
+        rule = verify.webhook_rule("naomi-workloads", "vector(1)")
+        assert api.dry_run_create("PrometheusRule", "naomi-workloads", rule) == rule
     finally:
         server.shutdown()
         server.server_close()
@@ -760,5 +820,11 @@ current-context: x
             "/api/v1/namespaces/naomi-serving/pods/p",
             "Bearer the-token",
             '{"gracePeriodSeconds": 0}',
+        ),
+        (
+            "POST",
+            "/apis/monitoring.coreos.com/v1/namespaces/naomi-workloads/prometheusrules?dryRun=All",
+            "Bearer the-token",
+            json.dumps(verify.webhook_rule("naomi-workloads", "vector(1)")),
         ),
     ]
