@@ -570,7 +570,7 @@ def smoke_request(health: Mapping[str, Any]) -> bytes:
         for size in reversed(shape[1:]):
             value = [value] * size
         return json.dumps({"inputs": [value]}).encode()
-    raise ValueError(f"/healthz does not describe the input: {dict(health)}")
+    raise ValueError(f"/healthz does not describe the input: {json.dumps(dict(health))[:200]}")
 
 
 def check_smoke(client: HttpClient, base_url: str, route: GatewayRoute, users: Mapping[str, str]) -> Result:

@@ -101,9 +101,39 @@ def test_the_route_check_catches_a_route_that_lost_its_auth(
     ]
 
 
-def test_the_smoke_prediction_goes_through_the_gateway_to_the_serving_app(
-    objects: list[dict[str, Any]], expected: verify.Expectations, tmp_path: Path
+def _ready_workloads(expected: verify.Expectations) -> dict[str, list[dict[str, Any]]]:
+    """The render's workloads and one per Helm release, each as the API shows it when ready."""
+    ready = {
+        "Deployment": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+        "StatefulSet": {"observedGeneration": 1, "readyReplicas": 1, "availableReplicas": 1},
+        "RayCluster": {
+            "conditions": [{"type": t, "status": "True"} for t in ("HeadPodReady", "RayClusterProvisioned")]
+        },
+        "RayService": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "NonZeroServeEndpoints"}]
+        },
+    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    for kind, namespace, name in expected.workloads:
+        metadata = {"name": name, "namespace": namespace, "generation": 1}
+        found.setdefault(kind, []).append(
+            {"metadata": metadata, "spec": {"replicas": 1}, "status": ready[kind]}
+        )
+    for namespace, release in expected.releases:
+        annotations = {verify.HELM_RELEASE_ANNOTATION: release}
+        metadata = {"name": release, "namespace": namespace, "generation": 1, "annotations": annotations}
+        found["Deployment"].append(
+            {"metadata": metadata, "spec": {"replicas": 1}, "status": ready["Deployment"]}
+        )
+    return found
+
+
+def test_a_whole_run_against_the_real_traefik_and_a_canned_cluster(
+    objects: list[dict[str, Any]], expected: verify.Expectations, renders: dict[str, Rendered], tmp_path: Path
 ) -> None:
+    """`verify.verify` as the CLI runs it: the gateway is the real Traefik on the rendered routes
+    with the real QoE serving app behind /serving/qoe; the cluster is canned, every workload ready,
+    every probe connecting but the undeclared one, the operator's webhooks answering."""
     pytest.importorskip("fastapi")
     np = pytest.importorskip("numpy")
     from workloads.common.serving import serve_locally
@@ -111,14 +141,30 @@ def test_the_smoke_prediction_goes_through_the_gateway_to_the_serving_app(
 
     route = expected.smoke_route()
     assert route is not None and route.prefixes == ("/serving/qoe",)
+    pods = _live_pods(renders[STACK])
+    cluster = WebhookCluster(
+        True,
+        {**_ready_workloads(expected), "Pod": pods},
+        _keeps_the_policies_promises(pods, expected),
+    )
     info = ModelInfo(name="qoe", version="7", window=4, features=3)
     server, port = serve_locally(create_app(lambda windows: np.asarray(windows).sum(axis=(1, 2)), info))
     try:
         with local_gateway(objects, tmp_path, servers={route.service: f"http://127.0.0.1:{port}"}) as running:
-            result = verify.check_smoke(running.client, running.traefik.base_url, route, running.passwords)
+            results = verify.verify(
+                expected, cluster, running.client, running.traefik.base_url, running.passwords
+            )
     finally:
         server.should_exit = True
-    assert result == Result("smoke", "/serving/qoe/predict", "ok", "model qoe version 7: [0.0]")
+    assert [r for r in results if r.status == "fail"] == []
+    assert {r.check for r in results} == set(verify.SECTIONS)
+    assert results[-1] == Result("smoke", "/serving/qoe/predict", "ok", "model qoe version 7: [0.0]")
+    report = verify.report_markdown(STACK, results)
+    assert report.count("\n## ") == len(verify.SECTIONS)
+    assert (
+        "| ok | prometheus-operator webhooks (dry-run PrometheusRule in naomi-workloads): validate |"
+        in report
+    )
 
 
 # --- readiness over canned API objects -----------------------------------------------------------
@@ -413,7 +459,11 @@ def _live_pods(rendered: Rendered) -> list[dict[str, Any]]:
             {
                 "metadata": {"name": f"{name}-0", "namespace": pod.namespace, "labels": dict(pod.labels)},
                 "spec": {"containers": list(pod.spec.get("containers") or [])},
-                "status": {"phase": "Running", "podIP": f"10.1.{index // 250}.{index % 250 + 1}"},
+                "status": {
+                    "phase": "Running",
+                    "podIP": f"10.1.{index // 250}.{index % 250 + 1}",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
             }
         )
     return pods
@@ -477,23 +527,25 @@ def test_every_declared_cross_namespace_flow_is_planned_or_says_why_not(
     assert not decision.allowed, decision.explain()
 
 
+def _keeps_the_policies_promises(pods: list[dict[str, Any]], expected: verify.Expectations) -> Any:
+    """A cluster's connect verdict that agrees with the render: everything declared connects, the
+    one undeclared connection `plan_probes` picks does not."""
+    probes, _ = verify.plan_probes(
+        FakeCluster({"Pod": pods}), expected.flows, expected.policies, expected.namespaces
+    )
+    ((namespace, target),) = [(p.namespace, t) for p in probes for t in p.targets if not t.expect_open]
+
+    def connects(where: str, labels: Mapping[str, str], ip: str, port: int) -> bool:
+        return (where, set(labels), ip, port) != (namespace, {verify.PROBE_LABEL}, target.ip, target.port)
+
+    return connects
+
+
 def test_probe_results_say_which_way_the_cluster_disagrees(
     expected: verify.Expectations, renders: dict[str, Rendered]
 ) -> None:
     pods = {"Pod": _live_pods(renders[STACK])}
-    probes, _ = verify.plan_probes(FakeCluster(pods), expected.flows, expected.policies, expected.namespaces)
-    ((namespace, target),) = [(p.namespace, t) for p in probes for t in p.targets if not t.expect_open]
-
-    def keeps_the_policies_promises(where: str, labels: Mapping[str, str], ip: str, port: int) -> bool:
-        undeclared = (where, set(labels), ip, port) == (
-            namespace,
-            {verify.PROBE_LABEL},
-            target.ip,
-            target.port,
-        )
-        return not undeclared
-
-    honest = FakeCluster(pods, keeps_the_policies_promises)
+    honest = FakeCluster(pods, _keeps_the_policies_promises(pods["Pod"], expected))
     results = verify.check_flows(honest, expected.flows, expected.policies, expected.namespaces)
     assert [r for r in results if r.status == "fail"] == []
     targets = sum(
@@ -546,8 +598,13 @@ def test_a_probe_image_without_nc_z_fails_every_target_with_the_reason() -> None
 class WebhookCluster(FakeCluster):
     """The API server's answers to dry-run PrometheusRules, with or without the operator's webhooks."""
 
-    def __init__(self, reachable: bool | None) -> None:
-        super().__init__({})
+    def __init__(
+        self,
+        reachable: bool | None,
+        objects: Mapping[str, list[dict[str, Any]]] | None = None,
+        connects: Any = None,
+    ) -> None:
+        super().__init__(objects or {}, connects)
         self.reachable = reachable
 
     def dry_run_create(self, kind: str, namespace: str, manifest: Mapping[str, Any]) -> dict[str, Any]:

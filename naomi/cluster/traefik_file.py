@@ -250,10 +250,11 @@ def _routers(
             "entryPoints": list(spec.get("entryPoints") or []),
             "service": router_name(namespace, name, match),
         }
-        middlewares = [
-            normalize(f"{reference.get('namespace') or namespace}-{reference['name']}")
-            for reference in route.get("middlewares") or []
-        ]
+        middlewares = []
+        for used in route.get("middlewares") or []:
+            if "@" in str(used["name"]):
+                raise TranslationError(f"{where}: cross-provider middleware {used['name']} is not translated")
+            middlewares.append(normalize(f"{used.get('namespace') or namespace}-{used['name']}"))
         if middlewares:
             router["middlewares"] = middlewares
         if route.get("priority"):
