@@ -296,7 +296,7 @@ def verify(
     users = outputs.get("gatewayUsers") or {}
     image = probe_image or checks.PROBE_IMAGE
     results = checks.verify(expected, api, client, base_url, users, flows=flows, probe_image=image)
-    report = checks.report_markdown(stack, results, [f"gateway {base_url}"])
+    report = checks.report_markdown(stack, results, [f"gateway {base_url}", *expected.notes])
     sys.stdout.write(report)
     if out_file is not None:
         out_file.write_text(report)

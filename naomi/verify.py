@@ -1233,6 +1233,7 @@ class Expectations:
     policies: netpol.PolicySet
     served_models: tuple[str, ...]  # serving.models[].name in config order
     rule_namespace: str | None  # where the stack renders a PrometheusRule (monitoring on)
+    notes: tuple[str, ...] = ()  # for the report: what the render could not say
 
     def smoke_route(self) -> GatewayRoute | None:
         for model in self.served_models:
@@ -1247,10 +1248,22 @@ def expectations(evaluation: Any, rendered: Any) -> Expectations:
     from naomi.cluster.checks import cluster_model
 
     objects: list[Mapping[str, Any]] = list(rendered.kubernetes)
-    model = cluster_model(rendered)
+    model = cluster_model(rendered)  # ours, the charts' (when the render has them), the operators'
     namespaces = tuple(sorted(_name(obj)[1] for obj in objects if obj.get("kind") == "Namespace"))
     workloads = tuple(
-        sorted((str(obj["kind"]), *_name(obj)) for obj in objects if obj.get("kind") in WORKLOAD_CHECKS)
+        sorted(
+            {
+                (item.kind, item.namespace, item.name)
+                for item in model.objects
+                if item.kind in WORKLOAD_CHECKS and not item.origin.startswith("operator:")
+            }
+        )
+    )
+    missing = list(getattr(rendered, "charts_missing", None) or [])
+    notes = (
+        (f"charts not in the render (not cached): {', '.join(missing)}; their workloads are judged as found",)
+        if missing
+        else ()
     )
     releases = tuple(sorted((str(doc.get("namespace")), str(doc.get("release"))) for doc in rendered.helm))
     flows = tuple(
@@ -1266,6 +1279,7 @@ def expectations(evaluation: Any, rendered: Any) -> Expectations:
         policies=netpol.PolicySet(model.network_policies, model.namespaces),
         served_models=tuple(str(m["name"]) for m in serving.get("models") or []),
         rule_namespace=next((_name(o)[0] for o in objects if o.get("kind") == "PrometheusRule"), None),
+        notes=notes,
     )
 
 

@@ -494,10 +494,14 @@ def test_every_declared_cross_namespace_flow_is_planned_or_says_why_not(
             assert any(t.flow.startswith(f"{label}: ") for t in planned) or any(
                 r.subject in (subject, label) for r in results
             ), label
-    # The chart pods (Prometheus, Alertmanager, Grafana) are not in this render: nothing to try.
-    assert {r.detail for r in results if r.status == "warn"} == {
-        "no running destination pod to try (none selected right now)"
-    }
+    # Only the Ray heads Flyte starts per task have no pod to try between runs.
+    assert [(r.subject, r.detail) for r in results if r.status == "warn"] == [
+        (
+            "naomi-ray [app.kubernetes.io/instance=kuberay-operator,app.kubernetes.io/name=kuberay-operator]"
+            " -> naomi-workloads [ray.io/node-type=head]",
+            "no running destination pod to try (none selected right now)",
+        )
+    ]
     assert {r.detail for r in results if r.status == "skip"} == {
         "only TCP is tried (a UDP send proves nothing)"
     }
@@ -885,3 +889,17 @@ current-context: x
             json.dumps(verify.webhook_rule("naomi-workloads", "vector(1)")),
         ),
     ]
+
+
+def test_a_render_without_chart_objects_says_so_in_the_report(
+    evaluations: dict[str, Evaluation], renders: dict[str, Rendered]
+) -> None:
+    import dataclasses
+
+    bare = dataclasses.replace(renders[STACK], chart_objects=[], charts_missing=["traefik 41.3.0"])
+    expected = verify.expectations(evaluations[STACK], bare)
+    assert expected.notes == (
+        "charts not in the render (not cached): traefik 41.3.0; their workloads are judged as found",
+    )
+    assert ("Deployment", "naomi-gateway", "traefik") not in expected.workloads
+    assert ("Deployment", "naomi-platform", "mlflow") in expected.workloads
