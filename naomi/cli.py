@@ -255,6 +255,55 @@ def credentials(
         )
 
 
+@app.command()
+def verify(
+    stack: Annotated[
+        str, typer.Option(help="stack name: stacks/Pulumi.<stack>.yaml, deployed with pulumi up")
+    ],
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubeconfig file (default: the stack's kubeconfig output)")
+    ] = None,
+    flows: Annotated[bool, typer.Option(help="try the declared network flows from probe pods")] = True,
+    probe_image: Annotated[
+        str | None,
+        typer.Option(help="probe pod image (default: the pinned BusyBox; a mirror of it when air-gapped)"),
+    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="also write the report here")] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Check a deployed stack on its cluster (workloads, gateway routes and auth, flows, a prediction);
+    prints a Markdown report, exit code 1 when a check fails."""
+    from naomi import verify as checks
+
+    project = (project_dir or find_project_dir()).resolve()
+    try:
+        outputs = checks.read_stack_outputs(stack, project)
+        api = checks.ClusterApi(checks.kubeconfig_text(outputs, kubeconfig))
+        base_url = checks.gateway_base_url(outputs)
+    except checks.VerifyError as error:
+        raise _fail(str(error)) from None
+    if stack not in available_stacks(project):
+        raise _fail(f"unknown stack {stack!r}; stacks: {', '.join(available_stacks(project))}")
+    from naomi.render.engine import evaluate_stack  # imports Pulumi: only once the cluster is reachable
+    from naomi.render.tree import render as render_tree
+
+    try:
+        evaluation = evaluate_stack(project, stack)
+        expected = checks.expectations(evaluation, render_tree(evaluation))
+    except Exception as error:
+        raise _fail(_one_line(error)) from None
+    client = checks.GatewayClient(str(outputs.get("gatewayCaCertificate") or "") or None)
+    users = outputs.get("gatewayUsers") or {}
+    image = probe_image or checks.PROBE_IMAGE
+    results = checks.verify(expected, api, client, base_url, users, flows=flows, probe_image=image)
+    report = checks.report_markdown(stack, results, [f"gateway {base_url}", *expected.notes])
+    sys.stdout.write(report)
+    if out_file is not None:
+        out_file.write_text(report)
+    if checks.failed(results):
+        raise typer.Exit(code=1)
+
+
 PIPELINES = ("qoe", "mnist")
 
 
