@@ -311,7 +311,10 @@ class Gateway(pulumi.ComponentResource):
                     {
                         "kind": "Rule",
                         "match": " || ".join(
-                            f"PathPrefix(`{p}`)" for p in (route.prefix, *route.extra_prefixes)
+                            # The prefix itself or below it: Traefik's PathPrefix is a plain
+                            # string prefix (`/mlflowfoo` would match `/mlflow`).
+                            f"Path(`{p}`) || PathPrefix(`{p}/`)"
+                            for p in (route.prefix, *route.extra_prefixes)
                         ),
                         "middlewares": middlewares,
                         "services": [

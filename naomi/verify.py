@@ -391,7 +391,7 @@ def check_workloads(
 
 # --- gateway routes ------------------------------------------------------------------------------
 
-_PATH_PREFIX = re.compile(r"PathPrefix\(`([^`]*)`\)")
+_PATH_PREFIX = re.compile(r"(?:PathPrefix|Path)\(`([^`]*)`\)")
 
 
 @dataclass(frozen=True)
@@ -446,10 +446,11 @@ def gateway_routes(objects: Sequence[Mapping[str, Any]]) -> list[GatewayRoute]:
         namespace, name = _name(obj)
         for index, rule in enumerate((obj.get("spec") or {}).get("routes") or []):
             match = str(rule.get("match") or "")
-            prefixes = tuple(_PATH_PREFIX.findall(match))
+            # `Path(/x) || PathPrefix(/x/)` (infra/gateway.py) is the route prefix /x.
+            prefixes = tuple(dict.fromkeys(p.rstrip("/") or "/" for p in _PATH_PREFIX.findall(match)))
             if not prefixes or _PATH_PREFIX.sub("", match).replace("||", "").strip():
                 raise ValueError(
-                    f"IngressRoute {namespace}/{name}: only PathPrefix rules joined by || are checked ({match})"
+                    f"IngressRoute {namespace}/{name}: only Path/PathPrefix rules joined by || are checked ({match})"
                 )
             realm, strip, remove, headers = None, (), False, {}
             for reference in rule.get("middlewares") or []:

@@ -384,7 +384,19 @@ def test_the_longer_prefix_wins(gateway: LocalGateway) -> None:
     assert (seen["service"], seen["path"]) == ("naomi-serving/qoe-edge:8080", "/predict")
 
 
-@pytest.mark.parametrize("path", ["/", "/unknown", "/serving", "/serving/", "/traefik", "/dashboard/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/unknown",
+        "/serving",
+        "/serving/",
+        "/traefik",
+        "/dashboard/",
+        "/mlflowfoo",
+        "/serving/qoex/predict",
+    ],
+)
 def test_unknown_paths_are_404(gateway: LocalGateway, path: str) -> None:
     before = gateway.requests_seen()
     response = gateway.get(path, gateway.login())
