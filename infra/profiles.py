@@ -63,11 +63,14 @@ PROFILES: dict[ProfileName, Profile] = {
         ray_operator=Resources(
             cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="512Mi"
         ),
-        ray_head=Resources(cpu_request="250m", memory_request="1536Mi", cpu_limit="1", memory_limit="2Gi"),
+        # A head with num-cpus 0 runs GCS, the dashboard and (RayService) the Serve controller and
+        # proxy: about 0.6-0.8 GiB resident; the limit leaves room for bursts.
+        ray_head=Resources(cpu_request="250m", memory_request="1Gi", cpu_limit="1", memory_limit="2Gi"),
         redis=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi"),
         flyte=Resources(cpu_request="200m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi"),
+        # 7 days of a small cluster's series (a few thousand) fit well below 512 MiB.
         prometheus=Resources(
-            cpu_request="200m", memory_request="768Mi", cpu_limit="1", memory_limit="1536Mi"
+            cpu_request="200m", memory_request="512Mi", cpu_limit="1", memory_limit="1536Mi"
         ),
         prometheus_volume="10Gi",
         alertmanager=Resources(

@@ -212,7 +212,7 @@ def cluster_spec(head: dict[str, Any], workers: list[dict[str, Any]]) -> dict[st
             "upscalingMode": "Default",
             "idleTimeoutSeconds": 300,
             "resources": {
-                "requests": {"cpu": "100m", "memory": "256Mi"},
+                "requests": {"cpu": "50m", "memory": "128Mi"},
                 "limits": {"cpu": "500m", "memory": "512Mi"},
             },
             "securityContext": pods.container_security_context(read_only_root=False),

@@ -1,15 +1,24 @@
-"""Summing the resources a render requests (benchmarks P1/P2; no asserts here)."""
+"""Summing what the platform requests, over every pod that will run (benchmarks P1/P2; no asserts).
+
+The pods come from the cluster model (`naomi.cluster.checks.cluster_model`): ours, the charts'
+(sidecars and init containers included) and the operators' (KubeRay heads, prometheus-operator's
+Prometheus and Alertmanager with their config reloaders). Two sums are kept per pod:
+
+- `all_containers`: every container and init container, added up (the budget CHECKS P1 states);
+- `scheduled`: what the scheduler reserves, max(sum of containers, largest init container)
+  (kubernetes `pkg/api/v1/resource/helpers.go` PodRequests, without sidecar init containers).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from infra.quantities import cpu_cores, memory_bytes
-from naomi.policy import pod_spec
+from naomi.cluster.model import ModelPod
 
-LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+__all__ = ["PodRequests", "Requests", "cpu_cores", "memory_bytes", "platform_pods", "pod_requests", "totals"]
 
 
 @dataclass
@@ -22,58 +31,85 @@ class Requests:
         self.cpu += cpu_cores(requests.get("cpu", 0)) * times
         self.memory += memory_bytes(requests.get("memory", 0)) * times
 
+    def plus(self, other: Requests, times: int = 1) -> None:
+        self.cpu += other.cpu * times
+        self.memory += other.memory * times
+
     @property
     def memory_gib(self) -> float:
         return self.memory / 2**30
 
 
-def long_running_requests(
-    objects: Iterable[Mapping[str, Any]], helm: Iterable[Mapping[str, Any]]
-) -> dict[str, Requests]:
-    """Requests of long-running pods by owner (`Kind/name`), replicas counted; Helm values included."""
-    totals: dict[str, Requests] = {}
-    for obj in objects:
-        if obj.get("kind") == "RayCluster":
-            head = (obj["spec"].get("headGroupSpec") or {})["template"]["spec"]
-            total = totals.setdefault(f"RayCluster/{obj['metadata']['name']} head", Requests())
-            for container in head.get("containers") or []:
-                total.add(container.get("resources") or {})
-            total.add((obj["spec"].get("autoscalerOptions") or {}).get("resources") or {})
-        if obj.get("kind") not in LONG_RUNNING:
+@dataclass
+class PodRequests:
+    owner: str
+    origin: str
+    replicas: int
+    all_containers: Requests = field(default_factory=Requests)
+    scheduled: Requests = field(default_factory=Requests)
+    unrequested: list[str] = field(default_factory=list)  # containers without requests
+
+
+def pod_requests(pod: ModelPod) -> PodRequests:
+    result = PodRequests(pod.owner, pod.origin, pod.replicas)
+    containers = Requests()
+    largest_init = Requests()
+    for container in pod.spec.get("containers") or []:
+        containers.add(container.get("resources") or {})
+        if not ((container.get("resources") or {}).get("requests")):
+            result.unrequested.append(str(container.get("name")))
+    for container in pod.spec.get("initContainers") or []:
+        one = Requests()
+        one.add(container.get("resources") or {})
+        result.all_containers.plus(one)
+        largest_init = Requests(max(largest_init.cpu, one.cpu), max(largest_init.memory, one.memory))
+        if not ((container.get("resources") or {}).get("requests")):
+            result.unrequested.append(str(container.get("name")))
+    result.all_containers.plus(containers)
+    result.scheduled = Requests(
+        max(containers.cpu, largest_init.cpu), max(containers.memory, largest_init.memory)
+    )
+    return result
+
+
+def is_ray_worker_or_job(pod: ModelPod) -> bool:
+    """The Ray pools' workers and jobs (Flyte's task pods and RayJobs) scale with the work, not with
+    the platform; a served model's Ray workers are its replicas and count."""
+    labels = pod.labels
+    return (
+        (labels.get("ray.io/node-type") == "worker" and pod.origin.startswith("operator:RayCluster"))
+        or "naomi.io/flyte-task" in labels
+        or pod.origin.startswith("operator:flyte")
+        or pod.origin.startswith("operator:RayJob")
+    )
+
+
+def platform_pods(pods: Iterable[ModelPod], served_models: Iterable[str] = ()) -> list[ModelPod]:
+    """Long-running pods of the platform: no Ray workers or jobs, no run-to-completion pods, and of
+    the served models only those named (P1 counts the platform with one served model)."""
+    keep = set(served_models)
+    chosen = []
+    for pod in pods:
+        if not pod.long_running or is_ray_worker_or_job(pod):
             continue
-        spec = pod_spec(obj) or {}
-        replicas = int((obj.get("spec") or {}).get("replicas", 1))
-        total = totals.setdefault(f"{obj['kind']}/{obj['metadata']['name']}", Requests())
-        for container in spec.get("containers") or []:
-            total.add(container.get("resources") or {}, replicas)
-    for release in helm:
-        values = release.get("values") or {}
-        replicas = int((values.get("deployment") or {}).get("replicas", 1))
-        total = totals.setdefault(f"helm/{release['release']}", Requests())
-        for resources in _resource_blocks(values):
-            total.add(resources, replicas)
-    return totals
-
-
-def ray_pool_requests(objects: Iterable[Mapping[str, Any]]) -> dict[str, Requests]:
-    """Requests of one worker of each Ray pool (what a node of that pool must fit)."""
-    pools: dict[str, Requests] = {}
-    for obj in objects:
-        if obj.get("kind") != "RayCluster":
+        model = pod.labels.get("naomi.io/rayservice") or (
+            pod.labels.get("app.kubernetes.io/instance")
+            if pod.labels.get("app.kubernetes.io/name") == "model-server"
+            else None
+        )
+        if model is not None and model not in keep:
             continue
-        for group in obj["spec"].get("workerGroupSpecs") or []:
-            total = pools.setdefault(group["groupName"], Requests())
-            for container in group["template"]["spec"].get("containers") or []:
-                total.add(container.get("resources") or {})
-    return pools
+        chosen.append(pod)
+    return chosen
 
 
-def _resource_blocks(values: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """Every `resources: {requests: ...}` block set in Helm values (one per component)."""
-    for key, value in values.items():
-        if not isinstance(value, Mapping):
-            continue
-        if key == "resources" and "requests" in value:
-            yield value
-        else:
-            yield from _resource_blocks(value)
+def totals(pods: Iterable[ModelPod]) -> tuple[Requests, Requests, list[PodRequests]]:
+    """(every container summed, scheduler's view, per pod) over `pods`, replicas counted."""
+    every, scheduled = Requests(), Requests()
+    rows = []
+    for pod in pods:
+        row = pod_requests(pod)
+        every.plus(row.all_containers, pod.replicas)
+        scheduled.plus(row.scheduled, pod.replicas)
+        rows.append(row)
+    return every, scheduled, rows

@@ -76,7 +76,7 @@ def test_deployment_model_runs_the_generic_server_on_arm64(renders: dict[str, Re
     assert _one(rendered, "Service", "qoe-edge")["spec"]["type"] == "ClusterIP"
     route = _one(rendered, "IngressRoute", "serving-qoe-edge")["spec"]["routes"][0]
     assert "basic-auth" in {m["name"] for m in route["middlewares"]}
-    assert route["match"].startswith("PathPrefix(`/serving/qoe-edge`)")
+    assert route["match"].startswith("Path(`/serving/qoe-edge`) || PathPrefix(`/serving/qoe-edge/`)")
     (secret,) = [
         o
         for o in rendered.kubernetes
