@@ -232,3 +232,18 @@ def test_traefik_values_schema_is_enforced(reference: Reference) -> None:
     }
     with pytest.raises(ValidationFailure, match=r"ports\.web\.port"):
         validate_helm_values(release, reference)
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_operator_created_objects_validate_against_kubernetes_schemas(
+    renders: dict[str, Rendered], reference: Reference, project_dir: Path, stack: str
+) -> None:
+    """The pods, StatefulSets, Services, RBAC and Jobs KubeRay, prometheus-operator and Flyte will
+    create from our resources are objects the API server must accept too."""
+    from naomi.cluster.checks import cluster_model
+
+    version = _kubernetes_version(stack, project_dir)
+    created = [item.obj for item in cluster_model(renders[stack]).objects if item.origin.startswith("operator:")]
+    assert {obj["kind"] for obj in created} >= {"Pod", "Service"}, "no operator objects: the sweep would be vacuous"
+    for obj in created:
+        validate_object(obj, version, reference)  # ray.io RayClusters against the shared CRD

@@ -445,9 +445,14 @@ def _annotations(*layers: Mapping[str, str] | None) -> dict[str, str]:
 
 def _owner(kind: str, metadata: Mapping[str, Any], controller: bool) -> Manifest:
     # factory.go WithManagingOwner (controller) / WithOwner (governing Services).
-    reference: Manifest = {"apiVersion": GROUP_VERSION, "kind": kind, "name": metadata.get("name")}
-    if metadata.get("uid"):
-        reference["uid"] = metadata["uid"]
+    # The owner's uid exists only once the API server stored it: a stand-in keeps the reference
+    # valid (ownerReferences require uid) and recognisable.
+    reference: Manifest = {
+        "apiVersion": GROUP_VERSION,
+        "kind": kind,
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid") or f"<uid:{kind}/{metadata.get('name')}>",
+    }
     if controller:
         reference.update(blockOwnerDeletion=True, controller=True)
     return reference
