@@ -33,12 +33,10 @@ from infra.ray import (
     head_group,
     worker_group,
 )
+from workloads import catalogue
 
 # Registered model name -> its Ray Serve application (a builder taking the args below).
-SERVE_APPS = {
-    "qoe": "workloads.qoe.serve_deployment:app_builder",
-    "mnist": "workloads.mnist.serve_deployment:app_builder",
-}
+SERVE_APPS = catalogue.SERVE_APPS
 SERVE_PORT = 8000  # Ray Serve's HTTP proxy (KubeRay's `<name>-serve-svc`)
 SERVER_PORT = 8080  # the generic model server
 SERVER_UID = 10001
