@@ -7,7 +7,6 @@ database and artifacts (`mlflow/`), Ray Train checkpoints (`checkpoints/`).
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 
 from workloads.common.registry import Stopwatch, use_local_mlflow
 from workloads.common.storage import LocalStore
-from workloads.qoe.data import CellReports, ingest, synthetic_reports
+from workloads.qoe.data import CellReports, ingest, load_file, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, build
 from workloads.qoe.registry import MODEL_NAME, register
 from workloads.qoe.train import Evaluation, TrainConfig, evaluate, train
@@ -62,12 +61,9 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
 
     step("ingest")
     if options.data is not None:
-        with (
-            gzip.open(options.data, "rb")
-            if options.data.suffix == ".gz"
-            else options.data.open("rb") as stream
-        ):
-            reports = ingest(stream, store, "datasets/qoe/reports.parquet")
+        # Validated in full (and every read error named) before anything is stored.
+        reports = load_file(options.data)
+        store.put("datasets/qoe/reports.parquet", reports.to_parquet())
     else:
         reports = ingest(synthetic_reports(steps=options.steps), store, "datasets/qoe/reports.parquet")
     summary.rows = len(reports)
