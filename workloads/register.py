@@ -73,10 +73,12 @@ def mlflow_has_champion(model: str) -> bool:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from workloads.common.registry import CHAMPION, absent
+
     try:
-        mlflow.MlflowClient().get_model_version_by_alias(model, "champion")
+        mlflow.MlflowClient().get_model_version_by_alias(model, CHAMPION)
     except MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        if absent(error):
             return False
         raise
     return True

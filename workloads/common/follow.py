@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from workloads.common.registry import absent
 from workloads.common.serving import ModelSlot, Served
 
 LOG = logging.getLogger("naomi.serving")
@@ -71,11 +72,6 @@ def parse_model_uri(model_uri: str) -> ModelReference:
     return ModelReference(model_uri, name, version=version)
 
 
-def _absent(error: Exception) -> bool:
-    """MLflow's "does not exist" (no such model, version or alias), as opposed to an outage."""
-    return getattr(error, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
-
-
 def registry_version(reference: ModelReference) -> str | None:
     """The version `reference` names in the registry now (the model id for a logged model);
     None when it does not exist (yet). Other errors (an unreachable registry) propagate."""
@@ -91,7 +87,7 @@ def registry_version(reference: ModelReference) -> str | None:
             return reference.name
         return str(client.get_model_version(reference.name, str(reference.version)).version)
     except MlflowException as error:
-        if _absent(error):
+        if absent(error):
             return None
         raise
 
