@@ -1,15 +1,19 @@
 """The generic model server against the real MLflow server (auth on, artifacts through its S3
 proxy): on a bare cluster it starts without a model and says so (503), serves the first version
 once it is promoted, and follows the alias to the next version without an error during the swap
-(issue 15, defects 3 and 4). The server fixture is the one `tests/test_mlflow_server.py` starts."""
+(issue 15, defects 3 and 4); started as rendered (edge-lab's `qoe-edge`, CHECKS 19) it answers the
+kubelet's probes without its model. The server fixture is the one `tests/test_mlflow_server.py`
+starts."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,11 @@ pytest.importorskip("mlflow")
 import httpx
 import numpy as np
 
+from naomi.cluster.startup import command_line, environment, probe_request, rewrite_paths
+from naomi.render.tree import Rendered
 from tests.test_mlflow_server import Server, server  # noqa: F401  (the module's MLflow server)
+from tests.test_startup import POD_IP, RenderedData, find
+from tests.test_startup_workloads import entrypoint, probe_until, start_as_rendered, stop
 
 MODEL = "follow-check"
 ROWS = [[1.0, 2.0], [3.0, 5.0]]
@@ -174,3 +182,47 @@ def test_promotion_reaches_the_next_request_without_an_error(following: Followin
     np.testing.assert_allclose(latest["predictions"], [3.0, 8.0], atol=1e-6)
     metrics = httpx.get(f"{following.url}/metrics").text
     assert f'naomi_serving_model_version{{model="{MODEL}"}} {float(version)}' in metrics
+
+
+@pytest.fixture
+def model_server_as_rendered(
+    renders: dict[str, Rendered],
+    server: Server,  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[tuple[dict[str, Any], subprocess.Popen[bytes], Path]]:
+    objects = renders["edge-lab"].kubernetes
+    pod = find(objects, "Deployment", "naomi-serving", "qoe-edge")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    data = RenderedData(objects, "naomi-serving")
+    env = environment(container, secret=data.secret, config_map=data.config_map)
+    assert env["MLFLOW_TRACKING_URI"].startswith("http://mlflow.naomi-platform.svc.cluster.local")
+    env["MLFLOW_TRACKING_URI"] = server.url
+    assert env["MLFLOW_TRACKING_PASSWORD"].startswith("<secret")  # generated: the test server's
+    env["MLFLOW_TRACKING_PASSWORD"] = server.password
+    mounts = {m["mountPath"]: str(tmp_path / m["name"]) for m in container["volumeMounts"]}
+    for folder in mounts.values():
+        Path(folder).mkdir()
+    env = dict(zip(env, rewrite_paths(list(env.values()), mounts), strict=True))
+    argv = rewrite_paths(command_line(container, env, entrypoint("model-server")), mounts)
+    process = start_as_rendered(argv, env, tmp_path)
+    try:
+        yield container, process, tmp_path / "server.log"
+    finally:
+        stop(process)
+
+
+@pytest.mark.slow
+def test_model_server_as_rendered_is_ready_without_its_model(model_server_as_rendered: Any) -> None:
+    """Its model (`models:/qoe/1`) does not exist yet: alive, ready (Pulumi's rollout completes),
+    and /predict says what it waits for."""
+    container, process, log = model_server_as_rendered
+    assert container["args"] == ["--model-uri", "models:/qoe/1"]
+    ready = probe_until(container, "readinessProbe", process, log)
+    assert ready.json()["ready"] is True
+    alive = probe_until(container, "livenessProbe", process, log)
+    assert alive.json()["status"] == "waiting"
+    port = probe_request(container["readinessProbe"], container, POD_IP)
+    assert port is not None
+    answer = httpx.post(f"http://127.0.0.1:{port.port}/predict", json={"inputs": [[1.0]]})
+    assert answer.status_code == 503
+    assert answer.json() == {"error": "no model yet: registered model 'qoe' has no version 1 yet"}
