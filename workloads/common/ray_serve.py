@@ -19,6 +19,9 @@ SERVING_ARGS = {"model_uri", "num_replicas", "max_replicas", "num_cpus", "tracki
 
 # Per-request access logs cost ~1 ms of a 2-core box per request; errors are still logged.
 QUIET_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
+# Environment of the Ray processes that run Serve (the RayService's head and worker containers,
+# the benchmark's local Ray), read by ray 2.60 `serve/_private/constants.py` at import.
+SERVE_PROCESS_ENV: dict[str, str] = {}
 
 
 def deployment_options(args: dict[str, Any]) -> dict[str, Any]:
