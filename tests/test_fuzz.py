@@ -35,6 +35,7 @@ def test_fuzzing_finds_nothing_but_validation_errors(target: str, tmp_path: Path
             "-rss_limit_mb=4096",
             "-max_len=65536",
             f"-artifact_prefix={tmp_path}/",
+            f"-dict={PROJECT_DIR / 'tests' / 'fuzz' / 'json.dict'}",
             str(corpus),
         ],
         capture_output=True,

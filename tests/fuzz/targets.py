@@ -37,20 +37,61 @@ def qoe_data(data: bytes) -> None:
         read_reports(raw, name)
 
 
-def _requests(parse: Callable[[bytes], object]) -> Callable[[bytes], None]:
+def _leaf(fdp: atheris.FuzzedDataProvider, depth: int) -> object:
+    """A JSON value where a number belongs: numbers of every size (integers far past float range,
+    floats past float32, NaN/inf), strings, bools, null, or deeper nesting."""
+    kind = fdp.ConsumeIntInRange(0, 7)
+    if kind == 0:
+        return fdp.ConsumeInt(fdp.ConsumeIntInRange(1, 600))  # up to ~1,400 digits
+    if kind in (1, 2):
+        return fdp.ConsumeFloat()  # includes inf, nan, 1e39, subnormals
+    if kind == 3:
+        return fdp.ConsumeUnicodeNoSurrogates(8)
+    if kind == 4:
+        return fdp.ConsumeBool()
+    if kind == 5 and depth < 40:
+        return [_leaf(fdp, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 3))]
+    if kind == 6:
+        return None
+    return fdp.ConsumeRegularFloat()
+
+
+def _shaped(fdp: atheris.FuzzedDataProvider, shape: tuple[int, ...]) -> object:
+    """Nested lists of about `shape` (sizes sometimes off by one) with fuzzed leaves."""
+    if not shape:
+        return _leaf(fdp, 0)
+    size = shape[0] + fdp.ConsumeIntInRange(-1, 1) if fdp.ConsumeBool() else shape[0]
+    return [_shaped(fdp, shape[1:]) for _ in range(max(size, 0))]
+
+
+def _requests(
+    parse: Callable[[bytes], object],
+    key: str | None = None,
+    shape: tuple[int, ...] = (),
+    beside: dict[str, object] | None = None,
+) -> Callable[[bytes], None]:
+    """Raw bytes, or (structure-aware, input starting with `S`) `{key: nested lists of about
+    `shape` with hostile leaves, **beside}`."""
+
     def target(data: bytes) -> None:
+        body = data
+        if key is not None and data[:1] == b"S":
+            fdp = atheris.FuzzedDataProvider(data[1:])
+            body = json.dumps({key: _shaped(fdp, shape), **(beside or {})}).encode()  # NaN/Infinity too
         with contextlib.suppress(ValueError):  # the parsers' validation error (BodyTooLarge is one)
-            parse(data)
+            parse(body)
 
     return target
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "qoe-data": qoe_data,
-    "qoe-windows": _requests(lambda body: parse_windows(body, QOE)),
-    "mnist-images": _requests(lambda body: parse_images(body, DIGITS)),
-    "model-server-inputs": _requests(lambda body: parse_tensor(body, "inputs", (None, 3), ("rows", "items"))),
-    "feedback": _requests(parse_feedback),
+    "qoe-windows": _requests(lambda body: parse_windows(body, QOE), "windows", (2, 10, 4)),
+    "mnist-images": _requests(lambda body: parse_images(body, DIGITS), "images", (1, 8, 8)),
+    "model-server-inputs": _requests(
+        lambda body: parse_tensor(body, "inputs", (None, 3), ("rows", "items")), "inputs", (2, 3)
+    ),
+    "feedback": _requests(parse_feedback, "actuals", (2,), {"ids": ["a", "b"]}),
     "alertmanager": _requests(parse_payload),
 }
 
@@ -66,10 +107,14 @@ def seeds(target: str) -> list[bytes]:
     )
     return {
         "qoe-data": [b"\x00" + "\n".join(lines).encode(), b"\x01" + lines[1].encode()],
-        "qoe-windows": [json.dumps({"windows": [window]}).encode()],
-        "mnist-images": [json.dumps({"images": [[[0, 255] * 4] * 8]}).encode(), *([png] if png else [])],
-        "model-server-inputs": [json.dumps({"inputs": [[1, 2.5, -3e38]]}).encode()],
-        "feedback": [json.dumps({"ids": ["abc"], "actuals": [1.0]}).encode()],
+        "qoe-windows": [json.dumps({"windows": [window]}).encode(), b"S" + bytes(range(256))],
+        "mnist-images": [
+            json.dumps({"images": [[[0, 255] * 4] * 8]}).encode(),
+            b"S" + bytes(range(256)),
+            *([png] if png else []),
+        ],
+        "model-server-inputs": [json.dumps({"inputs": [[1, 2.5, -3e38]]}).encode(), b"S" + bytes(range(256))],
+        "feedback": [json.dumps({"ids": ["abc"], "actuals": [1.0]}).encode(), b"S" + bytes(range(256))],
         "alertmanager": [
             json.dumps(
                 {
