@@ -451,14 +451,20 @@ def job_pods(namespace: str, component: str) -> Pods:
 
 
 def workloads_contract(args: WorkloadsArgs) -> Contract:
-    """The registration Job talks to FlyteAdmin, the seed Job to the object store, Alertmanager
-    to the trigger receiver, which launches workflows through FlyteAdmin."""
-    flows = [args.flyte.client(job_pods(args.namespace, "workloads-register"), "pipeline registration")]
+    """The registration Job talks to FlyteAdmin and asks MLflow for champions (else it launches the
+    first training), the seed Job to the object store, Alertmanager to the trigger receiver,
+    which launches workflows through FlyteAdmin and keeps its state in the object store."""
+    register = job_pods(args.namespace, "workloads-register")
+    flows = [
+        args.flyte.client(register, "pipeline registration"),
+        args.mlflow.client(register, "is there a champion yet (else the first training runs)"),
+    ]
     if args.seed_data:
         flows.append(args.object_store.client(job_pods(args.namespace, "workloads-seed"), "seed datasets"))
     if args.triggers:
         receiver = Pods(args.namespace, selector_labels(RECEIVER, RECEIVER), RECEIVER)
         flows.append(args.flyte.client(receiver, "the trigger receiver launches retraining"))
+        flows.append(args.object_store.client(receiver, "the trigger receiver's de-duplication and cooldown"))
         if args.alertmanager is not None:
             flows.append(
                 Flow(args.alertmanager, receiver, tcp("http"), "Alertmanager posts retraining alerts")
