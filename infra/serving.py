@@ -42,6 +42,7 @@ from infra.ray import (
     worker_group,
 )
 from workloads import catalogue
+from workloads.common.serve_env import SERVE_PROCESS_ENV
 
 # Registered model name -> its Ray Serve application (a builder taking the args below).
 SERVE_APPS = catalogue.SERVE_APPS
@@ -165,7 +166,7 @@ def ray_service_spec(spec: ModelSpec, head: Resources, image: pulumi.Input[str])
         memory=spec.memory,
     )
     cluster = RayPlatformArgs(namespace="", pools=(pool,), head=head, operator=head, cluster_name=spec.name)
-    env = serving_env(spec)
+    env = [*serving_env(spec), *({"name": k, "value": v} for k, v in sorted(SERVE_PROCESS_ENV.items()))]
     head_spec = head_group(cluster, image, env)
     head_spec["template"]["metadata"]["labels"]["naomi.io/rayservice"] = spec.name
     # KubeRay builds the RayService's serve Service (<name>-serve-svc) from the head container's

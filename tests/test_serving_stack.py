@@ -58,7 +58,9 @@ def test_ray_serve_model_is_a_rayservice_on_its_pool(renders: dict[str, Rendered
     assert worker["groupName"] == "x86" and pod["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
     container = pod["containers"][0]
     assert container["image"] == "ghcr.io/naomi-mlops/naomi-ray:0.1.0"
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    # Serve runs our handlers on the replica's own loop (workloads/common/serve_env.py).
+    assert {"name": "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "value": "0"} in container["env"]
     assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "mlflow-client", "key": "password"}
     # Every replica signs feedback ids with the model's one key (any replica scores feedback).
     assert env["NAOMI_FEEDBACK_KEY"] == {"name": "qoe-feedback-key", "key": "key"}

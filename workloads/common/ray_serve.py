@@ -13,15 +13,13 @@ from typing import Any
 import numpy as np
 
 from workloads.common.follow import DEFAULT_POLL_SECONDS
+from workloads.common.serve_env import SERVE_PROCESS_ENV as SERVE_PROCESS_ENV
 from workloads.common.serving import FEEDBACK_KEY_ENV, free_port
 
 SERVING_ARGS = {"model_uri", "num_replicas", "max_replicas", "num_cpus", "tracking_uri", "poll_seconds"}
 
 # Per-request access logs cost ~1 ms of a 2-core box per request; errors are still logged.
 QUIET_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
-# Environment of the Ray processes that run Serve (the RayService's head and worker containers,
-# the benchmark's local Ray), read by ray 2.60 `serve/_private/constants.py` at import.
-SERVE_PROCESS_ENV: dict[str, str] = {}
 
 
 def deployment_options(args: dict[str, Any]) -> dict[str, Any]:
