@@ -167,3 +167,9 @@ class Follower:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the polling thread to end; True when it has (stopped, or pinned and loaded)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()

@@ -32,7 +32,7 @@ import secrets
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -523,16 +523,6 @@ def create_app(
         return JSONResponse(outcome)
 
     return app
-
-
-def fixed_slot(
-    version: str,
-    parse: Callable[[bytes], np.ndarray],
-    predict: Callable[[np.ndarray], Any | Awaitable[Any]],
-    describe: Mapping[str, Any],
-) -> ModelSlot:
-    """A slot holding one model for good (tests, benchmarks, a pinned local server)."""
-    return ModelSlot(Served(version=version, parse=parse, predict=predict, describe=describe))
 
 
 def free_port() -> int:
