@@ -6,6 +6,7 @@ triggers."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,18 @@ def test_the_image_stamp_is_the_stacks_version_and_a_mismatch_is_refused(tmp_pat
         "(images/release.json); build the images (naomi:images.build true) to run local changes of "
         "workloads/, or update images/release.json to the release that is deployed."
     )
+
+
+def test_the_first_training_runs_once_per_version_for_models_without_a_champion() -> None:
+    """A bare cluster: the registration Job launches each planned pipeline whose model has no
+    champion, under a name fixed by the version (Flyte starts a name once), with the stored data."""
+    pytest.importorskip("flytekit")
+    from workloads.register import first_trainings
+
+    plan = {"version": "0123456789abcdef", "pipelines": ["qoe", "mnist"]}
+    launches = first_trainings(plan, has_champion=lambda model: model == "mnist")
+    assert [(entry.name, entry.workflow, entry.dataset, name) for entry, name in launches] == [
+        ("qoe", "qoe_train", "datasets/qoe/reports.parquet", "first-qoe-0123456789abcdef")
+    ]
+    assert first_trainings(plan, has_champion=lambda model: True) == []
+    assert re.fullmatch(r"[a-z][a-z0-9-]{0,62}", launches[0][1])  # flyteadmin's execution name rule
