@@ -76,6 +76,8 @@ def test_ingest_task_reads_a_dataset_from_the_store_all_or_nothing(
     assert key == "uploads/cells.json.parquet"  # beside the upload, never over the stored dataset
     assert len(CellReports.from_parquet(store.get(key))) == len(load_reports(lines)) > 0
     store.put("uploads/bad.json", b"\n".join([*lines[:5], b'{"Viavi.Cell.Name": "__import__(\\"os\\")"}']))
-    with pytest.raises(DataValidationError, match=r"uploads/bad\.json: line 6: cellMeasReport: expected an object"):
+    with pytest.raises(
+        DataValidationError, match=r"uploads/bad\.json: line 6: cellMeasReport: expected an object"
+    ):
         ingest_task(dataset="uploads/bad.json", steps=0)
     assert not store.exists("uploads/bad.json.parquet")  # nothing half-written
