@@ -78,7 +78,7 @@ def test_registration_plan_carries_the_rayjob_shape_of_the_stacks_pools(renders:
     )
     assert plan["rayJob"] == {
         "headStartParams": {"num-cpus": "0"},
-        "head": {"cpu": "250m", "memory": "1536Mi", "cpuLimit": "1", "memoryLimit": "2Gi"},
+        "head": {"cpu": "250m", "memory": "1Gi", "cpuLimit": "1", "memoryLimit": "2Gi"},  # edge profile
         "workers": [
             {
                 "group": "x86",
