@@ -3,16 +3,19 @@
 Registers the reference-shaped QoE LSTM in a throw-away MLflow (sqlite), loads it the way the
 Deployment does (`models:/qoe-bench@champion`), serves it with uvicorn on 127.0.0.1 and measures
 500 requests paced at 50 req/s, then 800 requests from 8 concurrent clients (throughput). Bounded,
-loopback only. Prints p50/p99 and errors.
+loopback only. Prints p50/p99 and errors. `--smoke`: a few requests (the test suite runs it; no
+timing is asserted).
 
     .venv/bin/python benchmarks/model_server.py
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
@@ -25,8 +28,13 @@ from workloads.common.serving import serve_locally
 from workloads.qoe.model import ModelConfig, QoeForecaster
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a few requests, to check the benchmark runs")
+    options = parser.parse_args(argv)
+    count, per_client = (20, 3) if options.smoke else (500, 100)
 
     with tempfile.TemporaryDirectory() as folder:
         mlflow.set_tracking_uri(f"sqlite:///{Path(folder) / 'mlflow.db'}")
@@ -50,8 +58,9 @@ def main() -> None:
         print(f"model loaded and serving in {time.perf_counter() - started:.1f} s")
         url = f"http://127.0.0.1:{port}/predict"
         body = json.dumps({"inputs": example[:1].tolist()}).encode()
-        print(f"500 requests at 50 req/s: {paced(url, body, rate=50, count=500).summary()}")
-        print(f"800 requests from 8 clients: {concurrent(url, body, clients=8, per_client=100).summary()}")
+        print(f"{count} requests at 50 req/s: {paced(url, body, rate=50, count=count).summary()}")
+        burst = concurrent(url, body, clients=8, per_client=per_client)
+        print(f"{8 * per_client} requests from 8 clients: {burst.summary()}")
         server.should_exit = True
 
 

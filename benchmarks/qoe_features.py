@@ -4,16 +4,19 @@ Builds ~100k windows from synthetic reports, times the vectorized windowing and 
 trip, then times NAOMI's storage approach on the same windows in the same run: each window
 written as `str(list)` into a CSV and parsed back per row (with `json.loads`, which is faster
 than the `eval` NAOMI used, so the ratio printed is conservative). Targets (CHECKS.md P4):
-features for ~100k windows <= 1 s, and >= 20x the CSV round trip.
+features for ~100k windows <= 1 s, and >= 20x the CSV round trip. `--smoke`: ~1k windows (the
+test suite runs it; no timing is asserted).
 
     .venv/bin/python benchmarks/qoe_features.py
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,10 +25,13 @@ from workloads.qoe.data import load_reports, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, make_windows
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     import pyarrow.parquet  # noqa: F401 - import cost is paid once per process, not per table
 
-    reports = load_reports(synthetic_reports(steps=7800, seed=11))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a small dataset, to check the benchmark runs")
+    options = parser.parse_args(argv)
+    reports = load_reports(synthetic_reports(steps=120 if options.smoke else 7800, seed=11))
     spec = FeatureSpec()
     # One small warm-up round trip: pyarrow initialises its codecs and memory pool on first use.
     small, _ = make_windows(load_reports(synthetic_reports(steps=50)), spec)

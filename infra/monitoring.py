@@ -31,6 +31,9 @@ GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_ROLE = "grafana-dashboards"  # what Grafana's dashboards sidecar may read
 TRIGGER_RECEIVER = "retraining-trigger"
 TRIGGER_TOKEN_SECRET = "trigger-receiver-token"  # created by the workloads layer
+# Alerts per webhook notification: the receiver launches once per trigger whatever the count, so a
+# few are plenty; Alertmanager drops the rest of the list and says how many (`truncatedAlerts`).
+TRIGGER_MAX_ALERTS = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +196,7 @@ def monitoring_values(args: MonitoringArgs) -> dict[str, Any]:
                     {
                         "url": args.trigger_webhook_url,
                         "send_resolved": True,
+                        "max_alerts": TRIGGER_MAX_ALERTS,
                         # The receiver's bearer token, mounted from alertmanagerSpec.secrets.
                         "http_config": {
                             "authorization": {

@@ -8,6 +8,13 @@ Runtime `deployment`: Deployment + Service + HorizontalPodAutoscaler (+ PodDisru
 more than one replica) running the generic MLflow model server (`naomi-model-server`, multi-arch,
 so amd64 and arm64 alike). Both read the model from MLflow with a client Secret in the serving
 namespace; editing `version` or `alias` in config changes only that model's objects.
+
+Both follow the registry (`workloads.common.follow`): a promoted version reaches users within one
+poll, and on a bare cluster they start without a model (`/predict` answers 503 until the first
+training promotes one) and count as ready, so the first `pulumi up` does not wait on a model
+nobody has trained yet. The generic server's readiness is `/ready` (a model loaded, or none to
+load), its liveness `/healthz`. Every replica of a model signs feedback ids with the same
+generated key (`<name>-feedback-key`), so `/feedback` is scored whichever replica receives it.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import yaml
 
 from infra import pods
@@ -33,16 +41,16 @@ from infra.ray import (
     head_group,
     worker_group,
 )
+from workloads import catalogue
+from workloads.common.serve_env import SERVE_PROCESS_ENV
 
 # Registered model name -> its Ray Serve application (a builder taking the args below).
-SERVE_APPS = {
-    "qoe": "workloads.qoe.serve_deployment:app_builder",
-    "mnist": "workloads.mnist.serve_deployment:app_builder",
-}
+SERVE_APPS = catalogue.SERVE_APPS
 SERVE_PORT = 8000  # Ray Serve's HTTP proxy (KubeRay's `<name>-serve-svc`)
 SERVER_PORT = 8080  # the generic model server
 SERVER_UID = 10001
 MLFLOW_CLIENT_SECRET = "mlflow-client"
+FEEDBACK_KEY_ENV = "NAOMI_FEEDBACK_KEY"  # workloads.common.serving reads it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +122,15 @@ def pod_selector(spec: ModelSpec) -> dict[str, str]:
     return selector_labels("model-server", spec.name)
 
 
+def feedback_secret(spec: ModelSpec) -> str:
+    return f"{spec.name}-feedback-key"
+
+
+def serving_env(spec: ModelSpec) -> list[dict[str, Any]]:
+    """What every container answering for `spec` reads: MLflow's login and the feedback key."""
+    return [*mlflow_env(), pods.secret_env(FEEDBACK_KEY_ENV, feedback_secret(spec), "key")]
+
+
 def mlflow_env(secret: str = MLFLOW_CLIENT_SECRET) -> list[dict[str, Any]]:
     return [
         pods.secret_env("MLFLOW_TRACKING_URI", secret, "uri"),
@@ -149,7 +166,7 @@ def ray_service_spec(spec: ModelSpec, head: Resources, image: pulumi.Input[str])
         memory=spec.memory,
     )
     cluster = RayPlatformArgs(namespace="", pools=(pool,), head=head, operator=head, cluster_name=spec.name)
-    env = mlflow_env()
+    env = [*serving_env(spec), *({"name": k, "value": v} for k, v in sorted(SERVE_PROCESS_ENV.items()))]
     head_spec = head_group(cluster, image, env)
     head_spec["template"]["metadata"]["labels"]["naomi.io/rayservice"] = spec.name
     # KubeRay builds the RayService's serve Service (<name>-serve-svc) from the head container's
@@ -181,9 +198,10 @@ def model_server_deployment(spec: ModelSpec, namespace: str, image: pulumi.Input
         image,  # an Output when built here; resolved by Pulumi
         resources,
         args=["--model-uri", spec.model_uri],
-        env=[*mlflow_env(), {"name": "HOME", "value": "/tmp"}],
+        env=[*serving_env(spec), {"name": "HOME", "value": "/tmp"}],
         ports=[{"name": "http", "containerPort": SERVER_PORT}],
-        readinessProbe=pods.http_probe("/healthz", "http"),
+        # Ready once the model is loaded, or when the registry has none yet (a bare cluster).
+        readinessProbe=pods.http_probe("/ready", "http"),
         livenessProbe=pods.http_probe("/healthz", "http", period=20, initial_delay=30),
         volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
     )
@@ -230,6 +248,18 @@ class ServedModel(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServedModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:serving:ServedModel", name, None, opts)
         spec, child = args.spec, pulumi.ResourceOptions(parent=self)
+        key = random.RandomPassword(f"{name}-feedback-key", length=48, special=False, opts=child)
+        k8s.core.v1.Secret(
+            f"{name}-feedback-key",
+            metadata={
+                "name": feedback_secret(spec),
+                "namespace": args.namespace,
+                "labels": labels("model-server", spec.name),
+            },
+            type="Opaque",
+            string_data={"key": key.result},
+            opts=child,
+        )
         if spec.runtime == "ray-serve":
             k8s.apiextensions.CustomResource(
                 f"{name}-rayservice",

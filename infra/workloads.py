@@ -2,15 +2,26 @@
 
 Everything runs inside the cluster from the naomi-workloads image, so the operator's machine needs
 no route to Flyte or the object store and nobody types an IP:
-- a registration Job registers the pipelines' workflows and launch plans in Flyte under a version
-  that is a hash of `workloads/` (a code change renames the Job and changes the version in the
-  preview; unchanged code changes nothing), and activates the scheduled launch plans
-  (`retraining.triggers[]` of kind `schedule`);
+- a registration Job registers the pipelines' workflows and launch plans in Flyte under the
+  workloads version: with `images.build` a hash of `workloads/` (a code change renames the Job
+  and changes the version in the preview; unchanged code changes nothing), without it the version
+  stamped into the pinned release image (`images/release.json`). The image carries its own stamp
+  (written at build time) and the Job refuses to register when the two differ. Ray tasks get
+  their RayJob shape from the stack's Ray pools (`rayJob` in the plan: one worker group per pool
+  on its architecture, with the pool's resources and custom resource; autoscaling off). It
+  activates the scheduled launch plans (`retraining.triggers[]` of kind `schedule`) and, for each
+  pipeline whose model has no `champion` yet, launches the first training once (a bare cluster:
+  its promotion brings serving up);
 - a seed Job uploads the embedded datasets to the `datasets` bucket if they are missing;
 - metric triggers become a PrometheusRule (alert `naomi_trigger=<name>`, with recording rules for
-  model quality) and the trigger receiver (Deployment + Service) that Alertmanager calls with a
-  generated bearer token; the receiver launches the workflow through FlyteRemote with
-  de-duplication and cooldown.
+  model quality over the series the serving apps export: `naomi_serving_feedback*` from the
+  generic server, `ray_naomi_serving_feedback*` from Ray Serve) and the trigger receiver
+  (Deployment + Service) that Alertmanager calls with a generated bearer token; the receiver
+  launches the workflow through FlyteRemote with de-duplication and cooldown kept in the object
+  store (they survive a restart).
+
+Schedules, triggers and the first training pass each pipeline's stored dataset key (the seeded or
+the user's data), never synthetic data unless the inputs ask for it.
 """
 
 from __future__ import annotations
@@ -26,34 +37,54 @@ import pulumi_random as random
 
 from infra import pods
 from infra.contract import Contract, Flow, Pods, Reachable, tcp
-from infra.images import tree_hash
 from infra.mlflow import Mlflow, client_secret
 from infra.monitoring import TRIGGER_TOKEN_SECRET as TOKEN_SECRET
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
+from infra.ray import RayPlatformArgs, RayPool, worker_group
 from infra.serving import mlflow_env
+from workloads import catalogue
+from workloads.version import tree_version
 
 RECEIVER = "trigger-receiver"
 RECEIVER_PORT = 8080
 UID = 10001
 PROJECT = "naomi"
 DOMAIN = "production"
-# Recording rules the example triggers use: mean error against ground truth posted to /feedback.
-RECORDING_RULES = [
-    {
-        "record": "naomi:qoe_abs_error:mean5m",
-        "expr": 'sum(rate(naomi_serving_error_sum{model="qoe"}[5m])) / sum(rate(naomi_serving_error_count{model="qoe"}[5m]))',
-    },
-    {
-        "record": "naomi:mnist_error_rate:mean1h",
-        "expr": 'sum(rate(naomi_serving_error_sum{model="mnist"}[1h])) / sum(rate(naomi_serving_error_count{model="mnist"}[1h]))',
-    },
-]
+TASK_STORE = "s3://datasets"  # where pipelines keep data, models and checkpoints (NAOMI_STORE)
+RAY_JOB_TTL_SECONDS = 3600
+RELEASE_FILE = "images/release.json"  # the workloads version stamped into the release images
+
+
+def quality_rule(pipeline: catalogue.Pipeline) -> dict[str, str]:
+    """Mean error against ground truth posted to /feedback, over whichever runtime serves the model:
+    the generic server exports `naomi_serving_feedback*_total`, Ray Serve (through Ray's metrics
+    port) `ray_naomi_serving_feedback*_total` (workloads/common/serving.py)."""
+    selector = f'model="{pipeline.model}"'
+    window = pipeline.quality_window
+
+    def rate(series: str) -> str:
+        return f'sum(rate({{__name__=~"(ray_)?{series}",{selector}}}[{window}]))'
+
+    return {
+        "record": pipeline.quality_record,
+        "expr": f"{rate('naomi_serving_feedback_error_total')} / {rate('naomi_serving_feedback_total')}",
+    }
+
+
+RECORDING_RULES = [quality_rule(p) for p in catalogue.PIPELINES]
 
 
 def workloads_version(root: Path) -> str:
-    """The pipelines' version: a hash of `workloads/` (see `infra.images.tree_hash`), 16 hex digits."""
-    return tree_hash(root, ("workloads",))[:16]
+    """The pipelines' version: a hash of `workloads/`, 16 hex digits; the image build stamps the
+    same function's result into naomi-workloads (`workloads.version`)."""
+    return tree_version(root)
+
+
+def release_workloads_version(root: Path) -> str:
+    """The workloads version stamped into the pinned release images (`images.build: false`)."""
+    document = json.loads((root / RELEASE_FILE).read_text(encoding="utf-8"))
+    return str(document["workloadsVersion"])
 
 
 def seconds(duration: str) -> int:
@@ -103,6 +134,8 @@ class WorkloadsArgs:
     alertmanager: Pods | None = None  # who calls the trigger receiver
     job: Resources
     receiver: Resources
+    ray_pools: tuple[RayPool, ...] = ()  # the stack's Ray pools: one RayJob worker group each
+    ray_head: Resources | None = None
     monitoring_release: pulumi.Resource | None = None
 
     def __post_init__(self) -> None:
@@ -112,18 +145,68 @@ class WorkloadsArgs:
             )
 
 
+def with_dataset(workflow: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A retrain's inputs: the pipeline's stored dataset unless the trigger names another."""
+    return {"dataset": catalogue.by_workflow(workflow).dataset, **inputs}
+
+
+def ray_job_shape(pools: tuple[RayPool, ...], head: Resources) -> dict[str, Any]:
+    """The RayJob a Flyte Ray task becomes (`workloads.common.flyte_tasks.ray_job_config` builds
+    flytekitplugins-ray's RayJobConfig from it): a CPU-less head and one worker group per pool,
+    with the resources the platform's RayCluster gives that pool (`infra.ray.worker_group`).
+    Autoscaling stays off: Flyte's autoscaler sidecar has no securityContext, which the
+    workloads namespace's `restricted` Pod Security level rejects."""
+    cluster = RayPlatformArgs(namespace="", pools=pools, head=head, operator=head)
+    workers = []
+    for pool in pools:
+        resources = worker_group(cluster, pool)["template"]["spec"]["containers"][0]["resources"]
+        workers.append(
+            {
+                "group": pool.name,
+                "arch": pool.arch,
+                "replicas": min(max(pool.min, 1), pool.max),
+                "min": pool.min,
+                "max": pool.max,
+                "cpu": resources["requests"]["cpu"],
+                "memory": resources["requests"]["memory"],
+                "cpuLimit": resources["limits"]["cpu"],
+                "memoryLimit": resources["limits"]["memory"],
+            }
+        )
+    return {
+        "headStartParams": {"num-cpus": "0"},
+        "head": {
+            "cpu": head.cpu_request,
+            "memory": head.memory_request,
+            "cpuLimit": head.cpu_limit,
+            "memoryLimit": head.memory_limit,
+        },
+        "workers": workers,
+        "autoscaling": False,
+        "ttlSecondsAfterFinished": RAY_JOB_TTL_SECONDS,
+    }
+
+
 def registration_plan(args: WorkloadsArgs) -> dict[str, Any]:
     """What the registration Job registers (mounted as JSON; `workloads.register` reads it)."""
-    return {
+    plan: dict[str, Any] = {
         "project": PROJECT,
         "domain": DOMAIN,
         "version": args.version,
         "pipelines": list(args.pipelines),
         "schedules": [
-            {"name": s.name, "workflow": s.workflow, "cron": s.cron, "inputs": s.inputs}
+            {
+                "name": s.name,
+                "workflow": s.workflow,
+                "cron": s.cron,
+                "inputs": with_dataset(s.workflow, s.inputs),
+            }
             for s in args.schedules
         ],
     }
+    if args.ray_pools and args.ray_head is not None:
+        plan["rayJob"] = ray_job_shape(args.ray_pools, args.ray_head)
+    return plan
 
 
 def trigger_rules(args: WorkloadsArgs) -> dict[str, Any]:
@@ -133,7 +216,7 @@ def trigger_rules(args: WorkloadsArgs) -> dict[str, Any]:
             {
                 "name": t.name,
                 "workflow": t.workflow,
-                "inputs": t.inputs,
+                "inputs": with_dataset(t.workflow, t.inputs),
                 "cooldownSeconds": seconds(t.cooldown) if t.cooldown else 0,
             }
             for t in args.triggers
@@ -242,6 +325,7 @@ class Workloads(pulumi.ComponentResource):
                 {"name": "FLYTE_ENDPOINT", "value": args.flyte_endpoint},
                 {"name": "NAOMI_WORKLOADS_IMAGE", "value": args.image},
                 {"name": "HOME", "value": "/tmp"},
+                *mlflow_env(),  # is there a champion yet? (else the first training runs)
             ],
             plan,
             opts,
@@ -254,7 +338,7 @@ class Workloads(pulumi.ComponentResource):
             args,
             ["python", "-m", "workloads.seed", *[f"--pipeline={p}" for p in args.pipelines]],
             [
-                {"name": "NAOMI_STORE", "value": "s3://datasets"},
+                {"name": "NAOMI_STORE", "value": TASK_STORE},
                 {"name": "AWS_ENDPOINT_URL", "value": args.object_store_endpoint},
                 pods.secret_env("AWS_ACCESS_KEY_ID", args.storage_secret, "AWS_ACCESS_KEY_ID"),
                 pods.secret_env("AWS_SECRET_ACCESS_KEY", args.storage_secret, "AWS_SECRET_ACCESS_KEY"),
@@ -297,7 +381,11 @@ class Workloads(pulumi.ComponentResource):
                 {"name": "NAOMI_WORKLOADS_VERSION", "value": args.version},
                 pods.secret_env("TRIGGER_TOKEN", TOKEN_SECRET, "token"),
                 {"name": "HOME", "value": "/tmp"},
-                *mlflow_env(),
+                # De-duplication and cooldown state, kept in the object store.
+                {"name": "NAOMI_STORE", "value": TASK_STORE},
+                {"name": "AWS_ENDPOINT_URL", "value": args.object_store_endpoint},
+                pods.secret_env("AWS_ACCESS_KEY_ID", args.storage_secret, "AWS_ACCESS_KEY_ID"),
+                pods.secret_env("AWS_SECRET_ACCESS_KEY", args.storage_secret, "AWS_SECRET_ACCESS_KEY"),
             ],
             ports=[{"name": "http", "containerPort": RECEIVER_PORT}],
             readinessProbe=pods.http_probe("/healthz", "http"),
@@ -308,7 +396,7 @@ class Workloads(pulumi.ComponentResource):
             ],
         )
         selector = selector_labels(RECEIVER, RECEIVER)
-        # One replica with Recreate: de-duplication and cooldown state live in the process.
+        # One replica with Recreate: one writer of the de-duplication and cooldown state.
         k8s.apps.v1.Deployment(
             f"{name}-receiver",
             metadata={"name": RECEIVER, "namespace": args.namespace, "labels": labels(RECEIVER, RECEIVER)},
@@ -363,14 +451,20 @@ def job_pods(namespace: str, component: str) -> Pods:
 
 
 def workloads_contract(args: WorkloadsArgs) -> Contract:
-    """The registration Job talks to FlyteAdmin, the seed Job to the object store, Alertmanager
-    to the trigger receiver, which launches workflows through FlyteAdmin."""
-    flows = [args.flyte.client(job_pods(args.namespace, "workloads-register"), "pipeline registration")]
+    """The registration Job talks to FlyteAdmin and asks MLflow for champions (else it launches the
+    first training), the seed Job to the object store, Alertmanager to the trigger receiver,
+    which launches workflows through FlyteAdmin and keeps its state in the object store."""
+    register = job_pods(args.namespace, "workloads-register")
+    flows = [
+        args.flyte.client(register, "pipeline registration"),
+        args.mlflow.client(register, "is there a champion yet (else the first training runs)"),
+    ]
     if args.seed_data:
         flows.append(args.object_store.client(job_pods(args.namespace, "workloads-seed"), "seed datasets"))
     if args.triggers:
         receiver = Pods(args.namespace, selector_labels(RECEIVER, RECEIVER), RECEIVER)
         flows.append(args.flyte.client(receiver, "the trigger receiver launches retraining"))
+        flows.append(args.object_store.client(receiver, "the trigger receiver's de-duplication and cooldown"))
         if args.alertmanager is not None:
             flows.append(
                 Flow(args.alertmanager, receiver, tcp("http"), "Alertmanager posts retraining alerts")

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from workloads import catalogue
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -304,7 +306,7 @@ def verify(
         raise typer.Exit(code=1)
 
 
-PIPELINES = ("qoe", "mnist")
+PIPELINES = catalogue.PIPELINE_NAMES
 
 
 def _isolated() -> bool:

@@ -44,6 +44,7 @@ from stacks.types import (
     TaintEffect,
     Workflow,
 )
+from workloads import catalogue
 
 NAMESPACE = "naomi"
 STORAGE_LABEL = "naomi.io/storage"  # a node meant for data (PVCs), set in cluster.nodes[].labels
@@ -337,8 +338,8 @@ class ServedModel(_Model):
         return self
 
 
-# Registered models with a Ray Serve application in workloads/ (infra.serving.SERVE_APPS).
-SERVE_APP_MODELS = ("mnist", "qoe")
+# Registered models with a Ray Serve application in workloads/ (the pipeline catalogue).
+SERVE_APP_MODELS = tuple(sorted(catalogue.SERVE_APPS))
 
 
 class ServingConfig(_Model):
@@ -375,7 +376,7 @@ class RetrainingConfig(_Model):
 
 
 class WorkloadsConfig(_Model):
-    pipelines: tuple[Pipeline, ...] = ("qoe", "mnist")
+    pipelines: tuple[Pipeline, ...] = catalogue.PIPELINE_NAMES
     seed_data: bool = True
 
 

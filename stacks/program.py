@@ -32,7 +32,15 @@ from infra.profiles import PROFILES
 from infra.ray import RayPlatform, RayPlatformArgs, RayPool
 from infra.serving import ModelSpec, ServedModel, ServedModelArgs
 from infra.versions import MINIO_IMAGE
-from infra.workloads import MetricTrigger, Schedule, Workloads, WorkloadsArgs, receiver_url, workloads_version
+from infra.workloads import (
+    MetricTrigger,
+    Schedule,
+    Workloads,
+    WorkloadsArgs,
+    receiver_url,
+    release_workloads_version,
+    workloads_version,
+)
 from stacks.config import ConfigError, StackConfig, load_stack_config
 
 NAMESPACES = {
@@ -525,7 +533,11 @@ def workloads_layer(
         return []
     assert platform.flyte is not None and platform.mlflow is not None  # config model
     profile = PROFILES[config.profile]
-    version = workloads_version(PROJECT_ROOT)
+    # The version of the code the naomi-workloads image runs: built here from workloads/, or the
+    # pinned release image's stamp (the registration Job checks it against the image's own).
+    version = (
+        workloads_version(PROJECT_ROOT) if config.images.build else release_workloads_version(PROJECT_ROOT)
+    )
     pulumi.export("workloadsVersion", version)
     workloads = Workloads(
         "workloads",
@@ -553,6 +565,13 @@ def workloads_layer(
             else None,
             job=profile.helper,
             receiver=profile.helper,
+            ray_pools=tuple(
+                RayPool(name=p.name, arch=p.arch, min=p.min, max=p.max, cpu=p.cpu, memory=p.memory)
+                for p in config.ray.pools
+            )
+            if config.ray.enabled
+            else (),
+            ray_head=profile.ray_head,
             monitoring_release=platform.monitoring.release if platform.monitoring is not None else None,
         ),
         opts=pulumi.ResourceOptions(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, StringConstraints
+
+from workloads import catalogue
 
 Arch = Literal["amd64", "arm64"]
 Board = Literal["generic", "rpi4", "rpi5"]
@@ -20,10 +22,17 @@ Profile = Literal["edge", "lab", "full"]
 ClusterMode = Literal["microk8s", "kubeconfig", "stack"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
-PIPELINES: tuple[str, ...] = ("qoe", "mnist")
-Pipeline = Literal["qoe", "mnist"]
-WORKFLOWS: dict[str, str] = {"qoe_train": "qoe", "mnist_train": "mnist"}
-Workflow = Literal["qoe_train", "mnist_train"]
+# Pipelines and their workflows come from the one catalogue (workloads/catalogue.py). The config
+# model sees them as Literals (same validation messages and JSON Schema enum as written out);
+# mypy cannot take a Literal built at run time, so it sees plain strings.
+PIPELINES: tuple[str, ...] = catalogue.PIPELINE_NAMES
+WORKFLOWS: dict[str, str] = {p.workflow: p.name for p in catalogue.PIPELINES}
+if TYPE_CHECKING:
+    Pipeline = str
+    Workflow = str
+else:
+    Pipeline = Literal[catalogue.PIPELINE_NAMES]
+    Workflow = Literal[catalogue.WORKFLOW_NAMES]
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")

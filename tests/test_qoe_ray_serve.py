@@ -1,9 +1,15 @@
-"""QoE on Ray Serve: the deployment loads a logged model, batches concurrent requests, rejects bad ones."""
+"""QoE on Ray Serve, as the RayService runs it: deployed before any model exists (a bare cluster),
+serving the first promoted version, following the alias to the next one without a dropped
+request, batching, scoring feedback on whichever replica gets it, exporting its metrics on Ray's
+metrics port (what the PodMonitor scrapes) and rejecting bad requests with a 4xx."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,24 +17,29 @@ import pytest
 
 pytest.importorskip("ray.serve")
 
+WINDOW = np.random.default_rng(5).random((1, 10, 4)).astype(np.float32)
 
-@pytest.fixture(scope="module")
-def endpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+
+@dataclass
+class Endpoint:
+    url: str
+    tracking: str
+    models: list[Any] = field(default_factory=list)  # models[i] is registered version i + 1
+    before_model: dict[str, Any] = field(default_factory=dict)  # what a bare cluster answered
+
+
+def _register(tracking: str, seed: int) -> Any:
+    """Log a fresh forecaster as the next version of `qoe` (no alias yet); returns the model."""
     import mlflow
     import torch
 
-    from workloads.common.ray_serve import serve_on_loopback
     from workloads.qoe.model import ModelConfig, QoeForecaster
-    from workloads.qoe.serve_deployment import app_builder
 
-    folder = tmp_path_factory.mktemp("mlflow")
-    tracking = f"sqlite:///{folder / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking)
-    experiment = mlflow.create_experiment("serve", artifact_location=(folder / "artifacts").as_uri())
-    torch.manual_seed(3)
-    model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0)
-    model.eval()
-    with mlflow.start_run(experiment_id=experiment):
+    torch.manual_seed(seed)
+    model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0).eval()
+    mlflow.set_experiment("serve")
+    with mlflow.start_run():
         mlflow.pytorch.log_model(
             model,
             name="model",
@@ -36,12 +47,83 @@ def endpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
             serialization_format="pickle",
             pip_requirements=["torch"],
         )
-    mlflow.MlflowClient().set_registered_model_alias("qoe", "champion", "1")
+    return model
+
+
+def _promote(tracking: str, version: int) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking)
+    mlflow.MlflowClient().set_registered_model_alias("qoe", "champion", str(version))
+
+
+def _post(url: str, windows: np.ndarray) -> Any:
+    import httpx
+
+    return httpx.post(f"{url}/predict", json={"windows": windows.tolist()}, timeout=30)
+
+
+def _until(condition: Any, seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.2)
+    pytest.fail(f"{what} within {seconds:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def endpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
+    import httpx
+    import mlflow
+
+    from workloads.common.ray_serve import serve_on_loopback
+    from workloads.qoe.serve_deployment import app_builder
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    tracking = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking)
+    mlflow.create_experiment("serve", artifact_location=(folder / "artifacts").as_uri())
     application = app_builder(
-        {"model_uri": "models:/qoe@champion", "tracking_uri": tracking, "num_cpus": 0.25}
+        {
+            "model_uri": "models:/qoe@champion",
+            "tracking_uri": tracking,
+            "num_cpus": 0.25,
+            "num_replicas": 2,
+            "poll_seconds": 0.5,
+        }
     )
-    with serve_on_loopback(application, "qoe") as base:
-        yield base, model
+    with serve_on_loopback(application, "qoe") as base:  # nothing registered yet
+        state = Endpoint(url=base, tracking=tracking)
+        first = _post(base, WINDOW)
+        state.before_model = {
+            "status": first.status_code,
+            "body": first.json(),
+            "retry": first.headers.get("retry-after"),
+            "health": httpx.get(f"{base}/healthz", timeout=30).json(),
+            "ready": httpx.get(f"{base}/ready", timeout=30).status_code,
+        }
+        state.models.append(_register(tracking, seed=3))
+        _promote(tracking, 1)
+        # Both replicas poll on their own: wait until neither answers 503 any more.
+        _until(
+            lambda: all(_post(base, WINDOW).status_code == 200 for _ in range(20)),
+            60,
+            "version 1 served by every replica after its promotion",
+        )
+        yield state
+
+
+def test_a_bare_cluster_serves_503_until_the_first_promotion(endpoint: Endpoint) -> None:
+    before = endpoint.before_model
+    assert before["status"] == 503 and before["retry"] == "30"
+    assert before["body"] == {
+        "error": "no model yet: registered model 'qoe' has no version with the alias 'champion' yet"
+    }
+    assert before["health"]["status"] == "waiting" and before["ready"] == 200  # ready: nothing to load
+    answer = _post(endpoint.url, WINDOW).json()
+    assert answer["version"] == "1" and len(answer["ids"]) == 1
 
 
 def test_builder_rejects_unknown_args() -> None:
@@ -51,45 +133,113 @@ def test_builder_rejects_unknown_args() -> None:
         app_builder({"replicas": 2})
 
 
-def test_serves_the_champion_and_batches_concurrent_requests(endpoint: tuple[str, Any]) -> None:
+def test_serves_the_champion_and_batches_concurrent_requests(endpoint: Endpoint) -> None:
     import httpx
     import torch
 
-    url, model = endpoint
-    health = httpx.get(f"{url}/healthz", timeout=30).json()
-    assert health["version"] == "1" and health["input"] == {"window": 10, "features": 4}
+    health = httpx.get(f"{endpoint.url}/healthz", timeout=30).json()
+    assert health["input"] == {"window": 10, "features": 4}
+    version = health["version"]
+    model = endpoint.models[int(version) - 1]
     windows = np.random.default_rng(5).random((24, 10, 4)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(windows)).numpy()
 
     def ask(index: int) -> list[float]:
-        chunk = windows[index * 3 : index * 3 + 3].tolist()
-        response = httpx.post(f"{url}/predict", json={"windows": chunk}, timeout=30)
+        response = _post(endpoint.url, windows[index * 3 : index * 3 + 3])
         assert response.status_code == 200, response.text
+        assert response.json()["version"] == version
         return list(response.json()["predictions"])
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(ask, range(8)))
     # Each caller gets its own rows back, whatever batch they were stacked into.
     np.testing.assert_allclose(np.concatenate(answers), expected, rtol=1e-4, atol=1e-3)
-    metrics = httpx.get(f"{url}/metrics", timeout=30).text
-    assert 'naomi_serving_request_seconds_count{model="qoe"}' in metrics
 
 
-def test_bad_requests_get_4xx_and_the_service_stays_up(endpoint: tuple[str, Any]) -> None:
+def test_feedback_is_scored_by_whichever_replica_receives_it(endpoint: Endpoint) -> None:
     import httpx
 
-    url, _ = endpoint
+    recorded = unknown = 0
+    for _ in range(12):  # two replicas: a per-replica memory would miss about half of these
+        answer = _post(endpoint.url, WINDOW).json()
+        outcome = httpx.post(
+            f"{endpoint.url}/feedback", json={"ids": answer["ids"], "actuals": [1.0]}, timeout=30
+        ).json()
+        recorded, unknown = recorded + outcome["recorded"], unknown + outcome["unknown"]
+    assert (recorded, unknown) == (12, 0)
+
+
+def test_metrics_are_exported_on_rays_metrics_port(endpoint: Endpoint) -> None:
+    """The series the retraining rules read exist where the PodMonitor scrapes (Ray's port)."""
+    import httpx
+    import ray
+
+    port = ray._private.worker.global_worker.node.metrics_export_port  # the pods' `metrics` port
+    answer = _post(endpoint.url, WINDOW).json()
+    httpx.post(f"{endpoint.url}/feedback", json={"ids": answer["ids"], "actuals": [2.5]}, timeout=30)
+
+    def scraped() -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        wanted = ("ray_naomi_serving_feedback_total{", "ray_naomi_serving_feedback_error_total{")
+        return text if all(name in text for name in wanted) else None
+
+    text = _until(scraped, 60, "Ray's metrics port exports the serving series")
+    lines = [line for line in text.splitlines() if line.startswith("ray_naomi_serving_")]
+    assert any(
+        line.startswith("ray_naomi_serving_request_seconds_count{") and 'model="qoe"' in line
+        for line in lines
+    )
+    assert any(line.startswith("ray_naomi_serving_model_version{") for line in lines)
+
+
+def test_bad_requests_get_4xx_and_the_service_stays_up(endpoint: Endpoint) -> None:
+    import httpx
+
     bad = [
         b"{not json",
         b'{"windows": [[["1"]]]}',
         b'{"windows": [[[NaN, 1, 2, 3]]]}',
         b'{"windows": []}',
+        b'{"windows": [[[1e39, 1, 2, 3]' + b", [1, 2, 3, 4]" * 9 + b"]]}",
     ]
     for body in bad:
         response = httpx.post(
-            f"{url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30
+            f"{endpoint.url}/predict", content=body, headers={"content-type": "application/json"}, timeout=30
         )
         assert 400 <= response.status_code < 500 and response.json()["error"], body
-    ok = httpx.post(f"{url}/predict", json={"windows": np.zeros((1, 10, 4)).tolist()}, timeout=30)
-    assert ok.status_code == 200
+    assert _post(endpoint.url, np.zeros((1, 10, 4))).status_code == 200
+
+
+def test_serving_follows_the_alias_without_dropping_a_request(endpoint: Endpoint) -> None:
+    """Promote a new version while clients keep asking: every answer is a 200 from version 1 or
+    2, and once version 2 answers, it answers with version 2's predictions."""
+    import torch
+
+    model = _register(endpoint.tracking, seed=11)
+    endpoint.models.append(model)
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            response = _post(endpoint.url, WINDOW)
+            answers.append((response.status_code, response.json().get("version", "")))
+
+    clients = [threading.Thread(target=keep_asking) for _ in range(2)]
+    for client in clients:
+        client.start()
+    try:
+        _promote(endpoint.tracking, 2)
+        _until(lambda: "2" in {v for _, v in answers[-6:]}, 60, "version 2 answers after its promotion")
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=30)
+    assert {status for status, _ in answers} == {200}, answers
+    assert {version for _, version in answers} <= {"1", "2"}
+    with torch.no_grad():
+        expected = model(torch.from_numpy(WINDOW)).numpy()
+    latest = _post(endpoint.url, WINDOW).json()
+    assert latest["version"] == "2"
+    np.testing.assert_allclose(latest["predictions"], expected, rtol=1e-4, atol=1e-4)

@@ -120,12 +120,99 @@ def test_feedback_records_error_against_ground_truth_and_input_drift(client: Tes
     recorded = client.post(
         "/feedback", json={"ids": [*ids, "unknown-1"], "actuals": [predictions[0] + 3, predictions[1], 1]}
     )
-    assert recorded.json() == {"recorded": 2, "unknown": 1}
+    assert recorded.json() == {"recorded": 2, "unknown": 1, "duplicate": 0}
     again = client.post("/feedback", json={"ids": ids, "actuals": [0, 0]})
-    assert again.json() == {"recorded": 0, "unknown": 2}  # each prediction is scored once
+    assert again.json() == {"recorded": 0, "unknown": 0, "duplicate": 2}  # each prediction is scored once
     text = client.get("/metrics").text
     assert 'naomi_serving_error_count{model="qoe"} 2.0' in text
     assert 'naomi_serving_error_sum{model="qoe"} 3.0' in text
     assert 'naomi_serving_input_mean{model="qoe"}' in text
+    # The exact pair the retraining rules divide (Ray exports histogram sums approximately).
+    assert 'naomi_serving_feedback_total{model="qoe"} 2.0' in text
+    assert 'naomi_serving_feedback_error_total{model="qoe"} 3.0' in text
     bad = client.post("/feedback", json={"ids": ids, "actuals": [1]})
     assert bad.status_code == 422 and "actuals: expected 2 numbers" in bad.json()["error"]
+
+
+# --- hostile numbers and bodies (issue 15, defect 9) -------------------------------------------
+
+
+def _window_with(value: str) -> bytes:
+    """One window whose first number is `value` verbatim (JSON text), the rest plain."""
+    rows = ", ".join(["[1, 2, 3, 4]"] * 9)
+    return f'{{"windows": [[[{value}, 2, 3, 4], {rows}]]}}'.encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (_window_with("1e39"), 422, "windows[0][0][0]: 1e+39 is outside the float32 range"),
+        (_window_with("-3.5e38"), 422, "windows[0][0][0]: -3.5e+38 is outside the float32 range"),
+        (_window_with("9" * 400), 422, "windows[0][0][0]: an integer of more than 30 digits is outside"),
+        (_window_with("1" * 5000), 400, "malformed JSON: Exceeds the limit (4300 digits)"),
+        (b'{"windows": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "malformed JSON: nested too deeply"),
+    ],
+    ids=["float32-overflow", "float32-underflow", "400-digits", "5000-digits", "nested-100000"],
+)
+def test_hostile_numbers_get_4xx_naming_the_field(
+    client: TestClient, body: bytes, status: int, message: str
+) -> None:
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, message in response.json()["error"]) == (status, True), response.text
+    assert client.post("/predict", json={"windows": _windows(1)}).status_code == 200
+
+
+def test_feedback_with_hostile_numbers_gets_4xx(client: TestClient) -> None:
+    ids = client.post("/predict", json={"windows": _windows(1)}).json()["ids"]
+    for actual, status, message in (
+        ("9" * 400, 422, "actuals[0]: an integer of more than 30 digits is outside the float32 range"),
+        ("1e39", 422, "actuals[0]: 1e+39 is outside the float32 range"),
+        ("[" * 100_000, 400, "malformed JSON"),
+    ):
+        body = f'{{"ids": ["{ids[0]}"], "actuals": [{actual}]}}'.encode()
+        response = client.post("/feedback", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == status and message in response.json()["error"], response.text
+
+
+def test_body_limit_is_enforced_while_reading_the_stream() -> None:
+    """A chunked body (no Content-Length) of unbounded size: the server answers 413 once the limit
+    is passed, while the client is still sending (it never finishes: 100 MB are announced)."""
+    import socket
+
+    from workloads.common.serving import serve_locally
+
+    model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0).eval()
+    server, port = serve_locally(create_app(Predictor(model, INFO), INFO))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            piece = b" " * 65_536
+            for _ in range(24):  # 1.5 MB of the announced 100 MB
+                connection.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            answer = connection.recv(4096)  # the body is unfinished: only a streaming check answers
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert b"body larger than 1000000 bytes" in answer
+    finally:
+        server.should_exit = True
+
+
+def test_feedback_ids_are_scored_by_any_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two replicas of one served model (the platform gives both the same NAOMI_FEEDBACK_KEY):
+    a prediction made by one is scored by the other; a forged or foreign id is not."""
+    monkeypatch.setenv("NAOMI_FEEDBACK_KEY", "shared-key-of-this-served-model")
+    model = QoeForecaster(ModelConfig(hidden=8, layers=1), target_index=0).eval()
+    first, second = (TestClient(create_app(Predictor(model, INFO), INFO)) for _ in range(2))
+    answer = first.post("/predict", json={"windows": _windows(2)}).json()
+    scored = second.post(
+        "/feedback", json={"ids": answer["ids"], "actuals": [p + 2 for p in answer["predictions"]]}
+    ).json()
+    assert (scored["recorded"], scored["unknown"]) == (2, 0)
+    assert 'naomi_serving_error_sum{model="qoe"} 4.0' in second.get("/metrics").text
+    monkeypatch.setenv("NAOMI_FEEDBACK_KEY", "another-served-model")
+    foreign = TestClient(create_app(Predictor(model, INFO), INFO))
+    forged = answer["ids"][0][:-4] + ("AAAA" if not answer["ids"][0].endswith("AAAA") else "BBBB")
+    refused = foreign.post("/feedback", json={"ids": [answer["ids"][1], forged], "actuals": [1, 1]}).json()
+    assert (refused["recorded"], refused["unknown"]) == (0, 2)

@@ -30,7 +30,11 @@ def test_qoe_train_workflow_runs_locally_on_s3(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
 
-    outcome = qoe_train(steps=300, epochs=2, batch_size=128, workers=2)
+    from workloads.qoe.data import ingest, synthetic_reports
+
+    ingest(synthetic_reports(steps=300), store, "datasets/qoe/reports.parquet")  # as the seed Job stores it
+    seeded = store.get("datasets/qoe/reports.parquet")
+    outcome = qoe_train(epochs=2, batch_size=128, workers=2)  # the default inputs: the stored dataset
     assert not (tmp_path / "mlruns").exists()  # artifacts stay under the state folder
 
     version, _, alias = outcome.partition("@")
@@ -45,11 +49,13 @@ def test_qoe_train_workflow_runs_locally_on_s3(
     } <= set(keys)
     checkpoints = [k for k in keys if k.startswith("checkpoints/") and k.endswith("model.pt")]
     assert len(checkpoints) == 2, keys  # one per epoch, uploaded by the Ray Train workers
+    assert store.get("datasets/qoe/reports.parquet") == seeded  # learnt from, never overwritten
     assert not (tmp_path / "state" / "checkpoints").exists()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'state' / 'mlflow' / 'mlflow.db'}")
     registered = mlflow.MlflowClient().get_model_version("qoe", "1")
     assert registered.tags["naomi.reason"]
     assert train_task.task_config is RAY_CONFIG and RAY_CONFIG.worker_node_config[0].group_name == "x86"
+    assert not RAY_CONFIG.enable_autoscaling
     assert register_task.name.endswith("register_task")
 
 
@@ -67,9 +73,11 @@ def test_ingest_task_reads_a_dataset_from_the_store_all_or_nothing(
     lines = [c if isinstance(c, bytes) else c.encode() for c in synthetic_reports(steps=30)]
     store.put("uploads/cells.json.gz", gzip.compress(b"\n".join(lines)))
     key = ingest_task(dataset="uploads/cells.json.gz", steps=0)
+    assert key == "uploads/cells.json.parquet"  # beside the upload, never over the stored dataset
     assert len(CellReports.from_parquet(store.get(key))) == len(load_reports(lines)) > 0
     store.put("uploads/bad.json", b"\n".join([*lines[:5], b'{"Viavi.Cell.Name": "__import__(\\"os\\")"}']))
-    (tmp_path / "objects" / key).unlink()
-    with pytest.raises(DataValidationError):
+    with pytest.raises(
+        DataValidationError, match=r"uploads/bad\.json: line 6: cellMeasReport: expected an object"
+    ):
         ingest_task(dataset="uploads/bad.json", steps=0)
-    assert not store.exists(key)  # nothing half-written
+    assert not store.exists("uploads/bad.json.parquet")  # nothing half-written

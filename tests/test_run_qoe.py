@@ -71,7 +71,41 @@ def test_invalid_data_file_is_one_line(tmp_path: Path) -> None:
     )
     result = _naomi("run", "qoe", "--data", str(bad), "--state", str(tmp_path / "s"), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().endswith(
-        "error: invalid data: line 1: cellMeasReportList[0]: expected an object"
+    assert (
+        result.stderr.strip()
+        == f"error: invalid data: {bad}: line 1: cellMeasReportList[0]: expected an object"
     )
     assert not (tmp_path / "s" / "objects").exists()
+
+
+def _gzip_reports(path: Path) -> bytes:
+    import gzip
+
+    from workloads.qoe.data import synthetic_reports
+
+    data = gzip.compress("\n".join(synthetic_reports(steps=60)).encode())
+    path.write_bytes(data)
+    return data
+
+
+def test_unreadable_data_files_are_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Issue 17: a truncated or corrupt gzip, or a file that is no gzip at all, ends the run with
+    one line naming the file and what is wrong, exit 2, nothing stored (was "Aborted!", exit 1)."""
+    data = _gzip_reports(tmp_path / "good.json.gz")
+    truncated = tmp_path / "truncated.json.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    corrupt = tmp_path / "corrupt.json.gz"
+    corrupt.write_bytes(data[:40] + bytes(b ^ 0x5A for b in data[40:200]) + data[200:])
+    plain = tmp_path / "plain.json.gz"
+    plain.write_text('{"metadata": {}}\n')
+    cases = {
+        truncated: "truncated gzip stream (Compressed file ended before the end-of-stream marker was reached)",
+        corrupt: "corrupt gzip data (",
+        plain: "not a gzip file (Not a gzipped file",
+    }
+    for path, problem in cases.items():
+        result = _naomi("run", "qoe", "--data", str(path), "--state", str(tmp_path / "s"), cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert len(lines) == 1 and lines[0].startswith(f"error: invalid data: {path}: {problem}"), lines
+        assert not (tmp_path / "s" / "objects").exists()

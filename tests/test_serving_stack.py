@@ -58,8 +58,12 @@ def test_ray_serve_model_is_a_rayservice_on_its_pool(renders: dict[str, Rendered
     assert worker["groupName"] == "x86" and pod["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
     container = pod["containers"][0]
     assert container["image"] == "ghcr.io/naomi-mlops/naomi-ray:0.1.0"
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    # Serve runs our handlers on the replica's own loop (workloads/common/serve_env.py).
+    assert {"name": "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "value": "0"} in container["env"]
     assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "mlflow-client", "key": "password"}
+    # Every replica signs feedback ids with the model's one key (any replica scores feedback).
+    assert env["NAOMI_FEEDBACK_KEY"] == {"name": "qoe-feedback-key", "key": "key"}
 
 
 def test_deployment_model_runs_the_generic_server_on_arm64(renders: dict[str, Rendered]) -> None:
@@ -70,7 +74,11 @@ def test_deployment_model_runs_the_generic_server_on_arm64(renders: dict[str, Re
     (container,) = pod["containers"]
     assert container["image"] == "ghcr.io/naomi-mlops/naomi-model-server:0.1.0"
     assert container["args"] == ["--model-uri", "models:/qoe/1"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    # Ready with a model loaded or none to load (a bare cluster); alive whenever it answers.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    key = next(e for e in container["env"] if e["name"] == "NAOMI_FEEDBACK_KEY")
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "qoe-edge-feedback-key", "key": "key"}
     hpa = _one(rendered, "HorizontalPodAutoscaler", "qoe-edge")["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 2)
     assert _one(rendered, "Service", "qoe-edge")["spec"]["type"] == "ClusterIP"

@@ -11,8 +11,17 @@ import httpx
 import pytest
 
 from workloads.common.serving import serve_locally
+from workloads.common.storage import LocalStore
 from workloads.triggers.launchers import LocalLauncher
-from workloads.triggers.receiver import Receiver, Rule, create_app, load_rules, parse_payload
+from workloads.triggers.receiver import (
+    MemoryState,
+    ObjectState,
+    Receiver,
+    Rule,
+    create_app,
+    load_rules,
+    parse_payload,
+)
 
 TOKEN = "test-token-0123456789"
 
@@ -60,7 +69,14 @@ def test_one_firing_alert_starts_exactly_one_retraining(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     launcher = LocalLauncher({"qoe_train": qoe_train})
     clock = Clock()
-    rules = {"qoe-error": Rule("qoe-error", "qoe_train", {"steps": 300, "epochs": 1, "workers": 2}, 6 * 3600)}
+    rules = {
+        "qoe-error": Rule(
+            "qoe-error",
+            "qoe_train",
+            {"dataset": "synthetic", "steps": 300, "epochs": 1, "workers": 2},
+            6 * 3600,
+        )
+    }
     server, port = serve_locally(create_app(Receiver(rules, launcher, clock), TOKEN))
     url = f"http://127.0.0.1:{port}"
     auth = {"authorization": f"Bearer {TOKEN}"}
@@ -94,8 +110,8 @@ def test_one_firing_alert_starts_exactly_one_retraining(
         )
 
         launcher.wait(timeout=300)
-        assert list(launcher.results) == ["local-0"]  # exactly one retraining ran
-        version, _, alias = launcher.results["local-0"].partition("@")
+        assert len(launcher.launched) == 1  # exactly one retraining ran
+        version, _, alias = launcher.results[launcher.launched[0]].partition("@")
         assert version == "1" and alias in ("champion", "candidate")
 
         history = httpx.get(f"{url}/history", timeout=10).json()["history"]
@@ -120,7 +136,7 @@ def test_cooldown_elapses_and_a_failed_launch_is_retried() -> None:
         def __init__(self) -> None:
             self.calls = 0
 
-        def launch(self, workflow: str, inputs: Any, reason: str) -> str:
+        def launch(self, workflow: str, inputs: Any, reason: str, name: str) -> str:
             self.calls += 1
             if self.calls == 1:
                 raise ConnectionError("flyte unreachable")
@@ -149,3 +165,90 @@ def test_rules_file_round_trip() -> None:
         )
     )
     assert rules == {"a": Rule("a", "mnist_train", {"epochs": 3}, 60.0)}
+
+
+class Recording:
+    """A launcher that records what it was asked to start (as Flyte: one execution per name)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def launch(self, workflow: str, inputs: Any, reason: str, name: str) -> str:
+        if name not in self.names:
+            self.names.append(name)
+        return name
+
+
+def _firing(trigger: str, starts_at: str, count: int = 1) -> list[Any]:
+    payload = _payload("firing", starts_at=starts_at, trigger=trigger)
+    template = payload["alerts"][0]
+    payload["alerts"] = [{**template, "fingerprint": f"{index:016x}"} for index in range(count)]
+    return parse_payload(json.dumps(payload).encode())
+
+
+def test_a_restarted_receiver_remembers_what_it_handled(tmp_path: Path) -> None:
+    """De-duplication and cooldown survive a restart: the state is in the object store."""
+    store = LocalStore(tmp_path / "objects")
+    rules = {"t": Rule("t", "qoe_train", {}, 3600)}
+    clock = Clock()
+    first = Receiver(rules, Recording(), clock, state=ObjectState(store))
+    assert [o["decision"] for o in first.handle(_firing("t", "2026-11-28T10:00:00Z"), lambda *_: None)] == [
+        "launched"
+    ]
+    assert store.exists("state/triggers/receiver.json")
+
+    launcher = Recording()  # the pod restarts: a new process, a new launcher
+    again = Receiver(rules, launcher, clock, state=ObjectState(store))
+    assert [o["decision"] for o in again.handle(_firing("t", "2026-11-28T10:00:00Z"), lambda *_: None)] == [
+        "duplicate"
+    ]
+    clock.now += 600
+    later = again.handle(_firing("t", "2026-11-28T10:10:00Z"), lambda *_: None)
+    assert [o["decision"] for o in later] == ["cooldown"] and launcher.names == []
+
+
+def test_a_large_notification_is_handled_with_one_launch(tmp_path: Path) -> None:
+    """An Alertmanager payload of 5,000 alerts of one trigger (about 2.3 MB, over the serving
+    body limit): accepted, one launch, the rest recorded as grouped, the state saved once."""
+    launcher = Recording()
+    state = MemoryState()
+    saves = []
+    original_save = state.save
+    state.save = lambda document: (saves.append(1), original_save(document))  # type: ignore[method-assign]
+    receiver = Receiver({"t": Rule("t", "qoe_train", {}, 0)}, launcher, Clock(), state=state)
+    server, port = serve_locally(create_app(receiver, TOKEN))
+    try:
+        payload = _payload("firing", trigger="t")
+        template = payload["alerts"][0]
+        payload["alerts"] = [{**template, "fingerprint": f"{i:016x}"} for i in range(5000)]
+        body = json.dumps(payload).encode()
+        assert len(body) > 1_000_000
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/alerts",
+            content=body,
+            headers={"authorization": f"Bearer {TOKEN}"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text[:300]
+        decisions = [o["decision"] for o in response.json()["outcomes"]]
+        assert decisions.count("launched") == 1 and decisions.count("grouped") == 4999
+        assert len(launcher.names) == 1 and len(saves) == 1
+        # Alertmanager repeats the notification: nothing new.
+        repeat = httpx.post(
+            f"http://127.0.0.1:{port}/alerts",
+            content=body,
+            headers={"authorization": f"Bearer {TOKEN}"},
+            timeout=60,
+        ).json()["outcomes"]
+        assert {o["decision"] for o in repeat} == {"duplicate"} and len(launcher.names) == 1
+    finally:
+        server.should_exit = True
+
+
+def test_launches_are_named_after_the_alert() -> None:
+    """The execution name is the alert's: a relaunch after a crash names the same execution."""
+    (alert,) = _firing("t", "2026-11-28T10:00:00Z")
+    assert (
+        alert.execution_name == "retrain-" + __import__("hashlib").sha256(alert.key.encode()).hexdigest()[:20]
+    )
+    assert len(alert.execution_name) <= 63 and alert.execution_name.islower()

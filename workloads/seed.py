@@ -12,9 +12,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from workloads import catalogue
 from workloads.common.storage import Store, store_from_environment
 
-QOE_KEY = "datasets/qoe/reports.parquet"
+QOE_KEY = catalogue.pipeline("qoe").dataset
 
 
 def seed(store: Store, pipelines: Sequence[str]) -> dict[str, bool]:
@@ -37,7 +38,7 @@ def seed(store: Store, pipelines: Sequence[str]) -> dict[str, bool]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pipeline", action="append", choices=["qoe", "mnist"], required=True)
+    parser.add_argument("--pipeline", action="append", choices=list(catalogue.PIPELINE_NAMES), required=True)
     options = parser.parse_args(argv)
     for key, fresh in seed(store_from_environment(Path(".naomi/state/objects")), options.pipeline).items():
         print(f"{key}: {'uploaded' if fresh else 'already present, left alone'}")

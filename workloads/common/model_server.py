@@ -1,10 +1,13 @@
 """The generic MLflow model server (serving runtime `deployment`): any registered model, one app.
 
-Loads `models:/<name>@<alias>` or `models:/<name>/<version>` with `mlflow.pyfunc`, reads the input
-shape from the model's signature (a tensor spec, or numeric columns), and serves it through the
-shared strict app: `POST /predict` with `{"inputs": [...]}`, `GET /healthz`, `GET /metrics`.
-MLflow's location and credentials come from `MLFLOW_TRACKING_URI` and
-`MLFLOW_TRACKING_USERNAME`/`PASSWORD` (the platform injects them from a Secret).
+Serves `models:/<name>@<alias>` (following the alias: a promotion reaches it within one poll, no
+restart), `models:/<name>/<version>` or a logged model `models:/m-<id>` with `mlflow.pyfunc`. The
+input shape comes from the model's signature (a tensor spec, or numeric columns) and requests go
+through the shared strict app: `POST /predict` with `{"inputs": [...]}`, `POST /feedback`,
+`GET /healthz`, `GET /ready`, `GET /metrics`. It starts without a model (a bare cluster): `/predict`
+answers 503 saying what it waits for until the registry has one. MLflow's location and
+credentials come from `MLFLOW_TRACKING_URI` and `MLFLOW_TRACKING_USERNAME`/`PASSWORD` (the
+platform injects them from a Secret), the feedback key from `NAOMI_FEEDBACK_KEY`.
 
     python -m workloads.common.model_server --model-uri models:/qoe@champion --port 8080
 """
@@ -18,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from workloads.common.serving import create_app, parse_tensor
+from workloads.common.follow import DEFAULT_POLL_SECONDS, Follower, parse_model_uri, registry_version
+from workloads.common.serving import ModelSlot, PrometheusMetrics, Served, create_app, parse_tensor
 
 
 @dataclass(frozen=True)
@@ -31,21 +35,15 @@ class LoadedModel:
 
 
 def resolve_version(model_uri: str) -> tuple[str, str]:
-    """(registered name, version) for a `models:/` URI; an alias is looked up in the registry."""
-    import mlflow
-
-    if not model_uri.startswith("models:/"):
-        raise ValueError(
-            f"model URI {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
-        )
-    reference = model_uri.removeprefix("models:/")
-    if "@" in reference:
-        name, alias = reference.split("@", 1)
-        return name, str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
-    name, _, version = reference.partition("/")
-    if not version.isdigit():
-        raise ValueError(f"model URI {model_uri!r}: the version must be a number")
-    return name, version
+    """(registered name, version) for a `models:/` URI; an alias is looked up in the registry.
+    A logged model (`models:/m-<id>`) is its own version."""
+    reference = parse_model_uri(model_uri)
+    if reference.version is not None:
+        return reference.name, reference.version
+    version = registry_version(reference)
+    if version is None:
+        raise ValueError(f"{model_uri}: {reference.describe()}")
+    return reference.name, version
 
 
 def model_version(model_uri: str) -> str:
@@ -53,11 +51,12 @@ def model_version(model_uri: str) -> str:
     return resolve_version(model_uri)[1] if model_uri.startswith("models:/") else model_uri
 
 
-def load(model_uri: str) -> LoadedModel:
+def load(model_uri: str, version: str | None = None) -> LoadedModel:
+    """The model behind `model_uri` (`version`: already resolved, `model_uri` names it exactly)."""
     import mlflow
     from mlflow.types.schema import TensorSpec
 
-    name, version = resolve_version(model_uri)
+    name, version = (parse_model_uri(model_uri).name, version) if version else resolve_version(model_uri)
     model = mlflow.pyfunc.load_model(model_uri)
     schema = model.metadata.get_input_schema()
     if schema is None:
@@ -77,30 +76,62 @@ def load(model_uri: str) -> LoadedModel:
     return LoadedModel(name, version, (None, len(columns)), columns, predict_rows)
 
 
-def build_app(model: LoadedModel) -> Any:
+def served(model: LoadedModel) -> Served:
+    """`model` as the shared app serves it: its signature's shape is the request parser."""
     units: Sequence[str] = ("rows", *["items"] * (len(model.shape) - 1))
-    return create_app(
-        name=model.name,
+    return Served(
         version=model.version,
         parse=lambda body: parse_tensor(body, "inputs", model.shape, units),
-        predictor=model.predict,
+        predict=model.predict,
         describe={
             "input": {"shape": [-1 if s is None else s for s in model.shape], "columns": list(model.columns)}
         },
     )
 
 
+def build_app(model: LoadedModel) -> Any:
+    """An app serving `model` for good (no registry polling)."""
+    return create_app(name=model.name, slot=ModelSlot(served(model)))
+
+
+def following_app(model_uri: str, *, poll_seconds: float = DEFAULT_POLL_SECONDS) -> tuple[Any, Follower]:
+    """An app that serves whatever `model_uri` names in the registry; start the follower to poll."""
+    reference = parse_model_uri(model_uri)
+    slot = ModelSlot()
+    metrics = PrometheusMetrics(reference.name)
+    follower = Follower(
+        model_uri,
+        lambda uri, version: served(load(uri, version)),
+        slot,
+        poll_seconds=poll_seconds,
+        on_swap=metrics.version,
+    )
+    return create_app(name=reference.name, slot=slot, metrics=metrics), follower
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    import logging
+
     import uvicorn
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--model-uri", required=True, help="models:/<name>@<alias> or models:/<name>/<version>"
+        "--model-uri",
+        required=True,
+        help="models:/<name>@<alias>, models:/<name>/<version> or models:/m-<id>",
     )
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS, help="registry polling interval"
+    )
     options = parser.parse_args(argv)
-    uvicorn.run(build_app(load(options.model_uri)), host=options.host, port=options.port, log_level="info")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app, follower = following_app(options.model_uri, poll_seconds=options.poll_seconds)
+    # The first poll runs in the background: the server answers liveness at once, and /ready
+    # once the model is loaded or the registry says there is none yet.
+    follower.start()
+    uvicorn.run(app, host=options.host, port=options.port, log_level="info")
 
 
 if __name__ == "__main__":

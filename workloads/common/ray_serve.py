@@ -1,15 +1,22 @@
-"""What naomi's Ray Serve applications share: options from RayService args, batch splitting, and
-running an application on the local Ray on 127.0.0.1."""
+"""What naomi's Ray Serve applications share: options from RayService args, batches that may
+span a model swap, the feedback key every replica shares, and running an application on the
+local Ray on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from workloads.common.serving import free_port
+from workloads.common.follow import DEFAULT_POLL_SECONDS
+from workloads.common.serve_env import SERVE_PROCESS_ENV as SERVE_PROCESS_ENV
+from workloads.common.serving import FEEDBACK_KEY_ENV, free_port
+
+SERVING_ARGS = {"model_uri", "num_replicas", "max_replicas", "num_cpus", "tracking_uri", "poll_seconds"}
 
 # Per-request access logs cost ~1 ms of a 2-core box per request; errors are still logged.
 QUIET_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
@@ -17,8 +24,8 @@ QUIET_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 
 def deployment_options(args: dict[str, Any]) -> dict[str, Any]:
     """Ray Serve options from RayService args (model_uri, num_replicas, max_replicas, num_cpus,
-    tracking_uri); unknown keys refused."""
-    unknown = set(args) - {"model_uri", "num_replicas", "max_replicas", "num_cpus", "tracking_uri"}
+    tracking_uri, poll_seconds); unknown keys refused."""
+    unknown = set(args) - SERVING_ARGS
     if unknown:
         raise ValueError(f"unknown serving args: {', '.join(sorted(unknown))}")
     actor: dict[str, Any] = {"num_cpus": float(args.get("num_cpus", 0.5))}
@@ -36,10 +43,33 @@ def deployment_options(args: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def run_batch(predict: Callable[[np.ndarray], np.ndarray], requests: list[np.ndarray]) -> list[np.ndarray]:
-    """One forward pass over the stacked requests of a `@serve.batch`; each caller gets its rows."""
-    sizes = [len(rows) for rows in requests]
-    return list(np.split(predict(np.concatenate(requests)), np.cumsum(sizes)[:-1]))
+def poll_seconds(args: dict[str, Any]) -> float:
+    return float(args.get("poll_seconds", DEFAULT_POLL_SECONDS))
+
+
+def replica_key() -> bytes | None:
+    """The feedback key handed to every replica by the application builder: None when the pods
+    carry `NAOMI_FEEDBACK_KEY` (each replica reads it), else one random key for all replicas."""
+    return None if os.environ.get(FEEDBACK_KEY_ENV) else secrets.token_bytes(32)
+
+
+Request = tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]  # (the model that parsed it, rows)
+
+
+def run_batch(requests: list[Request]) -> list[np.ndarray]:
+    """The requests of one `@serve.batch`, each answered by the model that parsed it: one forward
+    pass per model (a batch spans two only while a new version is being swapped in)."""
+    answers: list[np.ndarray] = [np.empty(0)] * len(requests)
+    groups: dict[int, list[int]] = {}
+    for index, (predict, _) in enumerate(requests):
+        groups.setdefault(id(predict), []).append(index)
+    for indexes in groups.values():
+        predict = requests[indexes[0]][0]
+        rows = [requests[i][1] for i in indexes]
+        sizes = np.cumsum([len(r) for r in rows])[:-1]
+        for index, part in zip(indexes, np.split(predict(np.concatenate(rows)), sizes), strict=True):
+            answers[index] = part
+    return answers
 
 
 @contextmanager

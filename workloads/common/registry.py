@@ -28,6 +28,18 @@ class Registered:
     alias: str  # the alias that now points at this version's model: champion or candidate
 
 
+def absent(error: Exception) -> bool:
+    """MLflow's "does not exist" (no such model, version or alias), as opposed to an outage.
+
+    A missing model or version is RESOURCE_DOES_NOT_EXIST; a missing alias of an existing model is
+    INVALID_PARAMETER_VALUE "Registered model alias <alias> not found." (mlflow 3.17.2
+    store/model_registry/sqlalchemy_store.py `_get_model_version_by_alias`, file_store.py alike)."""
+    code = getattr(error, "error_code", None)
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return code == "INVALID_PARAMETER_VALUE" and "alias" in str(error) and "not found" in str(error)
+
+
 def champion_metric(client: Any, name: str, metric: str) -> float | None:
     """The current champion's `metric` from its run, or None when there is no champion."""
     from mlflow.exceptions import MlflowException

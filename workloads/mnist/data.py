@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workloads import catalogue
 from workloads.common.storage import Store
 
-SEED_KEY = "datasets/mnist/digits.npz"
+SEED_KEY = catalogue.pipeline("mnist").dataset  # the embedded digits, uploaded by the seed Job
 CLASSES = 10
 
 

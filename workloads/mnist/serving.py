@@ -10,15 +10,17 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from workloads.common.serving import ModelSlot, PrometheusMetrics, Served, parse_tensor
 from workloads.common.serving import create_app as create_serving_app
-from workloads.common.serving import parse_tensor
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_PIXELS = 4096 * 4096
+CLASS_BUCKETS = tuple(range(10))
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def _png(body: bytes, info: DigitsInfo) -> np.ndarray:
                 raise ValueError(f"image: larger than {MAX_PIXELS} pixels")
             gray = image.convert("L").resize((info.width, info.height), Image.Resampling.BILINEAR)
             pixels = np.asarray(gray, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as error:
         raise ValueError(f"image: not a readable PNG ({type(error).__name__})") from None
     return pixels[None, None, :, :]
 
@@ -68,14 +70,23 @@ class Classifier:
             return self.model(self._torch.from_numpy(images)).argmax(1).numpy()
 
 
+def misclassified(predicted: float, actual: float) -> float:
+    return float(predicted != actual)
+
+
+def served(info: DigitsInfo, predict: Callable[[np.ndarray], Any]) -> Served:
+    return Served(
+        version=info.version,
+        parse=partial(parse_images, info=info),
+        predict=predict,
+        describe={"input": {"height": info.height, "width": info.width, "formats": ["json", "png"]}},
+    )
+
+
 def create_app(predictor: Callable[[np.ndarray], Any], info: DigitsInfo, *, registry: Any = None) -> Any:
     return create_serving_app(
         name=info.name,
-        version=info.version,
-        parse=lambda body: parse_images(body, info),
-        predictor=predictor,
-        describe={"input": {"height": info.height, "width": info.width, "formats": ["json", "png"]}},
-        registry=registry,
-        value_buckets=tuple(range(10)),
-        error=lambda predicted, actual: float(predicted != actual),
+        slot=ModelSlot(served(info, predictor)),
+        metrics=PrometheusMetrics(info.name, registry=registry, value_buckets=CLASS_BUCKETS),
+        error=misclassified,
     )

@@ -22,7 +22,7 @@ from workloads.common.flyte_tasks import (
 )
 from workloads.mnist.data import SEED_KEY, load, seed
 
-RAY_CONFIG = ray_job_config(min_replicas=2, autoscaling=False)
+RAY_CONFIG = ray_job_config()
 
 
 @task(task_config=RAY_CONFIG, requests=TASK_REQUESTS)

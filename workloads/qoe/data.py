@@ -5,7 +5,10 @@ Input is gzip JSON lines as the VIAVI RIC-Test simulator writes them (see
 `{"cellMeasReport": {...}}` per line, each carrying a list of per-cell reports. Every value is
 type-checked while streaming; the first bad record stops the load with an error naming the line
 and the field, and nothing is ever evaluated (a string where a number belongs is an error, not
-code). The result is a typed columnar table, stored as Parquet.
+code). A file that cannot be read (truncated or corrupt gzip, not UTF-8, permissions) is an error
+naming the file and what is wrong. Anything hostile (nesting past the parser's depth, integers of
+thousands of digits, numbers beyond float range) is a `DataValidationError`, never another
+exception (fuzzed in tests/test_fuzz.py). The result is a typed columnar table, stored as Parquet.
 
 The embedded default is `synthetic_reports`: deterministic data in the same schema with daily
 load patterns, bursts, idle cells and anomalies, so every pipeline runs offline.
@@ -17,6 +20,7 @@ import gzip
 import io
 import json
 import math
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +45,7 @@ NUMERIC_FIELDS: tuple[tuple[str, str | None, str], ...] = (
 )
 COLUMNS = ("du_id", "timestamp_ms", "cell", *(name for name, _, _ in NUMERIC_FIELDS))
 MAX_LINE_BYTES = 1_000_000
+MAX_DU_ID = 2**63 - 1  # stored as int64
 
 
 class DataValidationError(ValueError):
@@ -95,7 +100,12 @@ def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         shown = json.dumps(value)[:40] if not isinstance(value, (dict, list)) else type(value).__name__
         raise DataValidationError(f"{where}: expected a number, got {shown}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range (hundreds of digits)
+        raise DataValidationError(
+            f"{where}: expected a finite number, got an integer beyond float range"
+        ) from None
     if not math.isfinite(number):
         raise DataValidationError(f"{where}: expected a finite number, got {value}")
     return number
@@ -114,8 +124,11 @@ def _timestamp_ms(value: Any, where: str) -> int:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise DataValidationError(f"{where}: not an ISO timestamp: {value[:40]!r}") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.replace(tzinfo=None) - (parsed.utcoffset() or timedelta(0))
+    try:
+        if parsed.tzinfo is not None:
+            parsed = parsed.replace(tzinfo=None) - (parsed.utcoffset() or timedelta(0))
+    except OverflowError:  # e.g. year 1 with a positive offset
+        raise DataValidationError(f"{where}: timestamp out of range: {value[:40]!r}") from None
     return int((parsed - datetime(1970, 1, 1)).total_seconds() * 1000)
 
 
@@ -124,22 +137,28 @@ def iter_rows(lines: Iterable[str | bytes]) -> Iterator[tuple[int, int, str, tup
     for number, raw in enumerate(lines, start=1):
         if len(raw) > MAX_LINE_BYTES:
             raise DataValidationError(f"line {number}: longer than {MAX_LINE_BYTES} bytes")
-        text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
+        try:
+            text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise DataValidationError(f"line {number}: not UTF-8 text") from None
         if not text.strip():
             continue
         try:
             record = json.loads(text, parse_constant=_reject_constant)
-        except (json.JSONDecodeError, DataValidationError) as error:
-            raise DataValidationError(
-                f"line {number}: not valid JSON ({str(error).splitlines()[0]})"
-            ) from None
+        except RecursionError:
+            raise DataValidationError(f"line {number}: not valid JSON (nested too deeply)") from None
+        except ValueError as error:  # JSONDecodeError, NaN/Infinity, integers over the digit limit
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DataValidationError(f"line {number}: not valid JSON ({message})") from None
         record = _object(record, f"line {number}")
         if "metadata" in record and len(record) == 1:
             continue
         report = _object(record.get("cellMeasReport"), f"line {number}: cellMeasReport")
         du = _number(report.get("du-id"), f"line {number}: cellMeasReport.du-id")
-        if not du.is_integer():
-            raise DataValidationError(f"line {number}: cellMeasReport.du-id: expected an integer, got {du}")
+        if not du.is_integer() or not 0 <= du <= MAX_DU_ID:
+            raise DataValidationError(
+                f"line {number}: cellMeasReport.du-id: expected an integer from 0 to {MAX_DU_ID}, got {du}"
+            )
         stamp = _timestamp_ms(report.get("measTimeStampRf"), f"line {number}: cellMeasReport.measTimeStampRf")
         cells = report.get("cellMeasReportList")
         if not isinstance(cells, list) or not cells:
@@ -189,15 +208,44 @@ def load_reports(stream: IO[bytes] | Iterable[bytes | str]) -> CellReports:
 
 
 def load_file(path: Path) -> CellReports:
-    """A `.json.gz` (or plain `.json`/`.jsonl`) file of reports."""
+    """A `.json.gz` (or plain `.json`/`.jsonl`) file of reports; DataValidationError naming the
+    file when it cannot be read (missing, truncated or corrupt gzip, permissions) or is invalid."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as stream:
             return load_reports(stream)
-    except (OSError, EOFError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise DataValidationError(f"{path.name}: unreadable ({error})") from None
+    except DataValidationError as error:
+        raise DataValidationError(f"{path}: {error}") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataValidationError(f"{path}: {unreadable(error)}") from None
+
+
+def read_reports(raw: bytes, name: str) -> CellReports:
+    """Reports from the bytes of an object named `name` (gzip when it ends in `.gz`)."""
+    stream: IO[bytes] = gzip.GzipFile(fileobj=io.BytesIO(raw)) if name.endswith(".gz") else io.BytesIO(raw)
+    try:
+        return load_reports(stream)
+    except DataValidationError as error:
+        raise DataValidationError(f"{name}: {error}") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataValidationError(f"{name}: {unreadable(error)}") from None
+
+
+def unreadable(error: BaseException) -> str:
+    """What is wrong with a file that cannot be read, in a few words."""
+    if isinstance(error, EOFError):
+        return f"truncated gzip stream ({error})"
+    if isinstance(error, gzip.BadGzipFile):
+        return f"not a gzip file ({error})"
+    if isinstance(error, zlib.error):
+        return f"corrupt gzip data ({error})"
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory"
+    return f"unreadable ({type(error).__name__}: {error})"
 
 
 # --- synthetic data in the same schema ------------------------------------------------------

@@ -7,7 +7,6 @@ database and artifacts (`mlflow/`), Ray Train checkpoints (`checkpoints/`).
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from workloads import catalogue
 from workloads.common.registry import Stopwatch, use_local_mlflow
 from workloads.common.storage import LocalStore
-from workloads.qoe.data import CellReports, ingest, synthetic_reports
+from workloads.qoe.data import CellReports, ingest, load_file, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Windows, build
 from workloads.qoe.registry import MODEL_NAME, register
 from workloads.qoe.train import Evaluation, TrainConfig, evaluate, train
+
+DATASET = catalogue.pipeline("qoe").dataset
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,17 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
 
     step("ingest")
     if options.data is not None:
-        with (
-            gzip.open(options.data, "rb")
-            if options.data.suffix == ".gz"
-            else options.data.open("rb") as stream
-        ):
-            reports = ingest(stream, store, "datasets/qoe/reports.parquet")
+        # Validated in full (and every read error named) before anything is stored.
+        reports = load_file(options.data)
+        store.put(DATASET, reports.to_parquet())
     else:
-        reports = ingest(synthetic_reports(steps=options.steps), store, "datasets/qoe/reports.parquet")
+        reports = ingest(synthetic_reports(steps=options.steps), store, DATASET)
     summary.rows = len(reports)
     lap("ingest")
 
     step("features")
     spec = FeatureSpec()
-    splits = build(CellReports.from_parquet(store.get("datasets/qoe/reports.parquet")), spec)
+    splits = build(CellReports.from_parquet(store.get(DATASET)), spec)
     for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
         store.put(f"features/qoe/{name}.parquet", part.to_parquet())
         summary.windows[name] = len(part)

@@ -15,6 +15,7 @@ from dataclasses import asdict
 
 from flytekit import task, workflow
 
+from workloads import catalogue
 from workloads.common.flyte_tasks import (
     TASK_REQUESTS,
     get_model,
@@ -25,26 +26,35 @@ from workloads.common.flyte_tasks import (
     use_task_mlflow,
 )
 from workloads.common.storage import Store
-from workloads.qoe.data import CellReports, ingest, synthetic_reports
+from workloads.qoe.data import CellReports, ingest, read_reports, synthetic_reports
 from workloads.qoe.features import FeatureSpec, Splits, Windows, build
 
-RAY_CONFIG = ray_job_config(min_replicas=1, autoscaling=True)
+RAY_CONFIG = ray_job_config()
+DATASET = catalogue.pipeline("qoe").dataset  # what the seed Job stores; users may replace it
+SYNTHETIC = "synthetic"  # the `dataset` that asks for generated reports
+
+
+def ingested_key(dataset: str) -> str:
+    """Where a JSON-lines dataset's validated table goes: beside it, never over another dataset."""
+    return f"{dataset.removesuffix('.gz')}.parquet"
 
 
 @task(requests=TASK_REQUESTS)
 def ingest_task(dataset: str, steps: int) -> str:
-    """Validate and store the reports: `dataset` is an object key of VIAVI cell reports (JSON lines,
-    `.gz` allowed), e.g. uploaded next to the seed data; empty: `steps` of synthetic reports."""
-    import gzip
-
+    """The Parquet key of the reports to train on. `dataset` is a stored table (the seeded or the
+    user's `datasets/qoe/reports.parquet`, used as it is), or an object key of VIAVI cell reports as
+    JSON lines (`.gz` allowed), validated and stored beside it; only `synthetic` generates `steps`
+    steps of synthetic reports (into their own key). No dataset is ever overwritten."""
     store = task_store()
-    key = "datasets/qoe/reports.parquet"
-    if dataset:
-        raw = store.get(dataset)
-        lines = (gzip.decompress(raw) if dataset.endswith(".gz") else raw).splitlines()
-        ingest(lines, store, key)
-    else:
+    if dataset == SYNTHETIC:
+        key = "datasets/qoe/synthetic.parquet"
         ingest(synthetic_reports(steps=steps), store, key)
+        return key
+    if dataset.endswith(".parquet"):
+        CellReports.from_parquet(store.get(dataset))  # refuses a table without the schema's columns
+        return dataset
+    key = ingested_key(dataset)
+    store.put(key, read_reports(store.get(dataset), dataset).to_parquet())
     return key
 
 
@@ -103,12 +113,13 @@ def register_task(model_key: str, features: str, evaluation_key: str) -> str:
 
 @workflow
 def qoe_train(
-    dataset: str = "", steps: int = 2000, epochs: int = 6, batch_size: int = 128, workers: int = 2
+    dataset: str = DATASET, steps: int = 2000, epochs: int = 6, batch_size: int = 128, workers: int = 2
 ) -> str:
     """Ingest -> features -> train (RayJob) -> evaluate -> register; returns "<version>@<alias>".
 
-    The RayJob's worker group (pool, min/max replicas) is `RAY_CONFIG`; `workers` is how many Ray
-    Train workers the job asks of it.
+    `dataset` defaults to the stored dataset (`synthetic` asks for generated data, `steps` long).
+    The RayJob's worker groups (one per Ray pool) are `RAY_CONFIG`; `workers` is how many Ray
+    Train workers the job asks of them.
     """
     features = features_task(reports_key=ingest_task(dataset=dataset, steps=steps))
     model = train_task(features=features, epochs=epochs, batch_size=batch_size, workers=workers)

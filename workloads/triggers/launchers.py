@@ -1,21 +1,23 @@
-"""Launchers behind the trigger receiver: Flyte on the cluster, a local runner on a laptop.
+"""Launchers behind the trigger receiver (and the registration Job's first training): Flyte on the
+cluster, a local runner on a laptop.
 
 `FlyteLauncher` starts the registered launch plan of the workflow (same version the stack
-registered, `NAOMI_WORKLOADS_VERSION`) through FlyteRemote on the in-cluster Flyte endpoint;
-`LocalLauncher` runs the workflow function itself (flytekit local execution) in a thread.
+registered, `NAOMI_WORKLOADS_VERSION`) through FlyteRemote on the in-cluster Flyte endpoint,
+under the execution name it is given: Flyte refuses a second execution of one name in a project
+and domain, and flytekit then returns the existing one (flytekit 1.16.31 `FlyteRemote._execute`
+catches FlyteEntityAlreadyExistsException), so a name launches at most once. `LocalLauncher`
+runs the workflow function itself (flytekit local execution) in a thread, once per name.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Workflow name -> its module path (flytekit registers workflows under "<module>.<function>").
-WORKFLOW_MODULES = {"qoe_train": "workloads.qoe.workflow", "mnist_train": "workloads.mnist.workflow"}
+from workloads import catalogue
 
 
 @dataclass
@@ -34,7 +36,7 @@ class FlyteLauncher:
             version=os.environ["NAOMI_WORKLOADS_VERSION"],
         )
 
-    def launch(self, workflow: str, inputs: Mapping[str, Any], reason: str) -> str:
+    def launch(self, workflow: str, inputs: Mapping[str, Any], reason: str, name: str) -> str:
         from flytekit.configuration import Config
         from flytekit.remote import FlyteRemote
 
@@ -43,33 +45,37 @@ class FlyteLauncher:
             default_project=self.project,
             default_domain=self.domain,
         )
-        plan = remote.fetch_launch_plan(name=f"{WORKFLOW_MODULES[workflow]}.{workflow}", version=self.version)
-        execution = remote.execute(plan, inputs=dict(inputs), wait=False, tags=["naomi-trigger"])
+        plan = remote.fetch_launch_plan(name=catalogue.by_workflow(workflow).flyte_name, version=self.version)
+        execution = remote.execute(
+            plan, inputs=dict(inputs), execution_name=name, wait=False, tags=["naomi-trigger"]
+        )
         return str(execution.id.name)
 
 
 @dataclass
 class LocalLauncher:
-    """Runs workflows in-process (one at a time), for laptops and tests."""
+    """Runs workflows in-process (one at a time, each name once), for laptops and tests."""
 
     workflows: Mapping[str, Callable[..., Any]]
     results: dict[str, Any] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    launched: list[str] = field(default_factory=list)  # execution names, in launch order
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def launch(self, workflow: str, inputs: Mapping[str, Any], reason: str) -> str:
+    def launch(self, workflow: str, inputs: Mapping[str, Any], reason: str, name: str) -> str:
+        if name in self.launched:
+            return name  # as Flyte: the existing execution
         run = self.workflows[workflow]
-        execution = f"local-{next(self._ids)}"
+        self.launched.append(name)
 
         def target() -> None:
             with self._lock:
-                self.results[execution] = run(**inputs)
+                self.results[name] = run(**inputs)
 
-        thread = threading.Thread(target=target, name=execution, daemon=True)
+        thread = threading.Thread(target=target, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
-        return execution
+        return name
 
     def wait(self, timeout: float) -> None:
         for thread in self._threads:
