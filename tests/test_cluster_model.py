@@ -36,6 +36,26 @@ def test_every_pod_passes_its_namespaces_pod_security_level(reports: dict[str, A
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_every_declared_flow_is_allowed_and_nothing_undeclared_is_open(
+    reports: dict[str, Any], stack: str
+) -> None:
+    report = reports[stack].flow_report
+    assert report is not None and len(report.results) > 30, "no flows proven: the check would be vacuous"
+    assert all(result.connections > 0 for result in report.results)
+    assert reports[stack].flows == []
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_traefik_serves_every_route_it_is_given(reports: dict[str, Any], stack: str) -> None:
+    assert reports[stack].gateway == []
+
+
+def test_the_model_holds_chart_and_operator_pods(renders: dict[str, Rendered]) -> None:
+    origins = {pod.origin.split(":")[0] for pod in cluster_model(renders["edge-lab"]).pods}
+    assert origins >= {"pulumi", "helm", "operator"}
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
 def test_stateful_pods_keep_their_data_off_the_raspberry_pis(reports: dict[str, Any], stack: str) -> None:
     assert reports[stack].placement == []
 

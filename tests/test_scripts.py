@@ -32,7 +32,7 @@ def test_script_is_strict_and_shellcheck_clean(script: Path) -> None:
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("benchmark", ["stack_evaluation.py", "provisioning.py"])
+@pytest.mark.parametrize("benchmark", ["stack_evaluation.py", "provisioning.py", "platform_requests.py"])
 def test_benchmark_smoke_mode_runs(benchmark: str) -> None:
     """Each benchmark's --smoke mode runs to the end and prints its figures (no timing asserted)."""
     root = Path(__file__).resolve().parents[1]
@@ -46,8 +46,10 @@ def test_benchmark_smoke_mode_runs(benchmark: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    expected = (
-        "inventory    10 nodes:" if benchmark == "stack_evaluation.py" else "provision 1 node(s), first run:"
-    )
+    expected = {
+        "stack_evaluation.py": "inventory    10 nodes:",
+        "provisioning.py": "provision 1 node(s), first run:",
+        "platform_requests.py": "stack edge-lab (profile edge), one served model: qoe-edge:",
+    }[benchmark]
     skipped = result.stdout.startswith("skipped: ") and not __import__("os").environ.get("CI")
     assert expected in result.stdout or skipped, result.stdout

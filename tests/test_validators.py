@@ -243,7 +243,11 @@ def test_operator_created_objects_validate_against_kubernetes_schemas(
     from naomi.cluster.checks import cluster_model
 
     version = _kubernetes_version(stack, project_dir)
-    created = [item.obj for item in cluster_model(renders[stack]).objects if item.origin.startswith("operator:")]
-    assert {obj["kind"] for obj in created} >= {"Pod", "Service"}, "no operator objects: the sweep would be vacuous"
+    created = [
+        item.obj for item in cluster_model(renders[stack]).objects if item.origin.startswith("operator:")
+    ]
+    assert {obj["kind"] for obj in created} >= {"Pod", "Service"}, (
+        "no operator objects: the sweep would be vacuous"
+    )
     for obj in created:
         validate_object(obj, version, reference)  # ray.io RayClusters against the shared CRD
