@@ -72,7 +72,9 @@ def main(arguments: list[str]) -> int:
         pyproject = (PROJECT / "pyproject.toml").read_text()
         if f'url = "{INDEX_URL}"' not in pyproject:
             raise SystemExit(f"lock: pyproject.toml has no index {INDEX_URL}")
-        (copy / "pyproject.toml").write_text(pyproject.replace(f'url = "{INDEX_URL}"', f'url = "{local_url}"'))
+        (copy / "pyproject.toml").write_text(
+            pyproject.replace(f'url = "{INDEX_URL}"', f'url = "{local_url}"')
+        )
         shutil.copy(PROJECT / "README.md", copy / "README.md")
         lock = PROJECT / "uv.lock"
         if lock.is_file():
