@@ -18,8 +18,10 @@ from rich.console import Console
 from workloads import catalogue
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# What naomi prints carries user text (keys, names, addresses, stack outputs): never read as
+# rich markup or emoji codes (a key `naomi:bomb:` must print as typed).
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def find_project_dir(start: Path | None = None) -> Path:
@@ -191,17 +193,22 @@ def check(
     stack: Annotated[str, typer.Option(help="stack name")],
     project_dir: ProjectDir = None,
 ) -> None:
-    """Validate a stack file's config only (fast; no resources are evaluated)."""
-    from naomi.render.engine import load_stack_file
+    """Validate a stack file's config only (fast; no resources are evaluated).
+
+    Refuses what the Pulumi CLI or the cluster would refuse later (duplicate keys, schedules,
+    PromQL, addresses); names the secrets still to set with `pulumi config set --secret`.
+    """
+    from naomi.render.engine import stack_config
     from stacks.config import load_stack_config
 
     project = (project_dir or find_project_dir()).resolve()
     try:
-        values, secret_keys = load_stack_file(project / "stacks" / f"Pulumi.{stack}.yaml")
+        values, secret_keys, absent = stack_config(project, stack)
         config = load_stack_config(values, set(secret_keys))
     except Exception as error:
         raise _fail(_one_line(error)) from None
-    err.print(f"{stack}: config ok (profile {config.profile}, cluster mode {config.cluster.mode})")
+    to_set = f"; secrets to set before pulumi up: {', '.join(absent)}" if absent else ""
+    err.print(f"{stack}: config ok (profile {config.profile}, cluster mode {config.cluster.mode}){to_set}")
 
 
 CREDENTIAL_OUTPUTS = ("gatewayUsers", "mlflowAdmin", "objectStoreCredentials")

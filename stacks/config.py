@@ -38,6 +38,7 @@ from stacks.types import (
     Pipeline,
     PodCidr,
     Profile,
+    PromQL,
     ServiceCidr,
     SnapChannel,
     StackName,
@@ -57,10 +58,14 @@ def to_camel(name: str) -> str:
 
 
 class ConfigError(ValueError):
-    """A stack configuration error; `str()` is one line naming the key."""
+    """A stack configuration error; `str()` is one line naming the key.
 
-    def __init__(self, messages: list[str]) -> None:
+    `missing_secrets` lists the secret keys (`naomi:sshPrivateKey`) whose absence is the error.
+    """
+
+    def __init__(self, messages: list[str], missing_secrets: tuple[str, ...] = ()) -> None:
         self.messages = messages
+        self.missing_secrets = missing_secrets
         extra = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
         super().__init__(f"invalid stack config: {messages[0]}{extra}")
 
@@ -352,7 +357,7 @@ class Trigger(_Model):
     workflow: Workflow
     inputs: dict[str, str | int | float | bool] = Field(default_factory=dict)
     cron: Cron | None = None
-    expr: str | None = Field(default=None, min_length=1, max_length=2000)
+    expr: PromQL | None = Field(default=None, min_length=1, max_length=2000)
     for_: Duration | None = Field(default=None, alias="for")
     cooldown: Duration | None = None
 
@@ -522,11 +527,17 @@ class _KeyError(ValueError):
         super().__init__(message)
 
 
+class _MissingSecret(_KeyError):
+    """A secret key the config needs is not set (yet: `pulumi config set --secret`)."""
+
+
 def _require(config: StackConfig, needed: bool, field: str, why: str) -> None:
     value = getattr(config, field)
     key = to_camel(field)
     if needed and value is None:
-        raise _KeyError((field,), f"required for {why}: pulumi config set --secret {NAMESPACE}:{key} ...")
+        raise _MissingSecret(
+            (field,), f"required for {why}: pulumi config set --secret {NAMESPACE}:{key} ..."
+        )
     if not needed and value is not None and field in ("ssh_private_key", "kubeconfig"):
         raise _KeyError((field,), f"not used with cluster.mode {config.cluster.mode!r}; remove it")
 
@@ -562,6 +573,8 @@ def load_stack_config(raw_config: Mapping[str, Any], secret_keys: frozenset[str]
         namespace, _, key = full_key.partition(":")
         if namespace != NAMESPACE:
             continue
+        if key in allowed and _is_pulumi_default(key, raw_config[full_key]):
+            continue
         if key not in allowed:
             errors.append(f"{full_key}: unknown key; allowed keys: {', '.join(sorted(allowed))}")
             continue
@@ -580,7 +593,45 @@ def load_stack_config(raw_config: Mapping[str, Any], secret_keys: frozenset[str]
     try:
         return StackConfig.model_validate_json(json.dumps(document))
     except ValidationError as error:
-        raise ConfigError([_describe(item) for item in error.errors()]) from None
+        missing = tuple(
+            _key_path(item["loc"] + item["ctx"]["error"].path)
+            for item in error.errors()
+            if isinstance((item.get("ctx") or {}).get("error"), _MissingSecret)
+        )
+        raise ConfigError([_describe(item) for item in error.errors()], missing) from None
+
+
+def _is_pulumi_default(key: str, raw: Any) -> bool:
+    """The value Pulumi.yaml declares as the default of a key a stack leaves out.
+
+    The Pulumi CLI requires every project-namespaced key Pulumi.yaml declares without a default
+    on every stack (sdk/go/common/workspace/config.go, mergeConfig, pulumi v3.187.0) and hands
+    the defaults to the program as config. So each optional key declares one that means "not
+    set": `{}` for an object key, "" for a secret key (a secret is never empty).
+    """
+    value = _decode(raw)
+    return value == {} or (key in SECRET_KEYS and value == "")
+
+
+def secrets_to_set(raw_config: Mapping[str, Any], secret_keys: frozenset[str] | set[str]) -> list[str]:
+    """The secret keys (`naomi:sshPrivateKey`) this config needs that are not set yet.
+
+    Empty when the config has any other error: `load_stack_config` reports that one.
+    """
+    bag, secrets, missing = dict(raw_config), set(secret_keys), list[str]()
+    for _ in range(len(SECRET_KEYS) + 1):
+        try:
+            load_stack_config(bag, secrets)
+        except ConfigError as error:
+            if not error.missing_secrets or len(error.missing_secrets) != len(error.messages):
+                return []
+            for key in error.missing_secrets:
+                bag[key] = f"<secret:{key}>"
+                secrets.add(key)
+                missing.append(key)
+        else:
+            return missing
+    return []
 
 
 def _allowed_keys(model: type[BaseModel]) -> list[str]:

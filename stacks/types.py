@@ -1,8 +1,9 @@
 """Domain types for stack configuration, defined once.
 
 Every constrained string the stack files use (architectures, Kubernetes quantities, host
-addresses, versions, names, durations, cron expressions) is declared here with the pattern
-that an error message quotes, so a user sees the allowed form next to the offending key.
+addresses, versions, names, durations, cron and PromQL expressions) is declared here with the
+pattern that an error message quotes, so a user sees the allowed form next to the offending
+key. Addresses, schedules and PromQL are checked as their consumers will parse them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, Literal
 
+import promql_parser
+from croniter import CroniterBadCronError, croniter
 from pydantic import AfterValidator, StringConstraints
 
 from workloads import catalogue
@@ -39,21 +42,69 @@ _HOSTNAME_RE = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
 
 
 def _check_host(value: str) -> str:
-    """An IPv4/IPv6 address or a DNS name (RFC 1123, lower case)."""
+    """An IPv4/IPv6 address or a DNS name (RFC 1123, lower case).
+
+    RFC 1123 section 2.1: a host name never has the dotted-decimal form, since its top-level
+    label is alphabetic; so a name whose last label is all digits is meant as an IPv4 address
+    and must be a valid one (`192.168.50.999` is refused, not taken as a host name).
+    """
     try:
         ipaddress.ip_address(value)
     except ValueError:
+        if ":" in value:
+            raise ValueError("not a valid IPv6 address") from None
+        if value.rsplit(".", 1)[-1].isdigit():
+            raise ValueError("looks like an IPv4 address but is not one (four numbers 0-255)") from None
         if len(value) > 253 or not _HOSTNAME_RE.match(value):
             raise ValueError("must be an IP address or a lower-case DNS name such as 'naomi.lan'") from None
     return value
 
 
+# What the consumers of a schedule accept: Kubernetes' CronJob controller and Flyte's scheduler
+# both parse with robfig/cron v3.0.1 (`cron.ParseStandard`): five fields, these bounds
+# (spec.go), a range's start not after its end and a positive step (parser.go, getRange).
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 6),
+)
+_CRON_FIELD_RE = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+
+
 def _check_cron(value: str) -> str:
-    """Five cron fields, each made of digits, '*', ',', '-', '/' (no macros, no seconds)."""
+    """Five cron fields, each made of digits, '*', ',', '-', '/' (no macros, no seconds), in range."""
     fields = value.split()
-    field_re = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
-    if len(fields) != 5 or not all(field_re.match(f) for f in fields):
+    if len(fields) != 5 or not all(_CRON_FIELD_RE.match(f) for f in fields):
         raise ValueError("must be a five-field cron expression such as '0 3 * * *'")
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.split(","):
+            span, _, step = part.partition("/")
+            if step and int(step) == 0:
+                raise ValueError(f"{name} step must be a positive number ({part})")
+            if span == "*":
+                continue
+            start, _, end = span.partition("-")
+            first, last = int(start), int(end or start)
+            for number in (first, last):
+                if not low <= number <= high:
+                    raise ValueError(f"{name} {number} is out of range {low}-{high}")
+            if first > last:
+                raise ValueError(f"{name} range {span} runs backwards")
+    try:
+        croniter(value)  # the cron library's own parse, for anything the rules above miss
+    except CroniterBadCronError as error:
+        raise ValueError(f"not a valid cron expression: {error}") from None
+    return value
+
+
+def _check_promql(value: str) -> str:
+    """A PromQL expression as Prometheus parses it (promql-parser, a port of its parser)."""
+    try:
+        promql_parser.parse(value)
+    except ValueError as error:
+        raise ValueError(f"not valid PromQL: {error}") from None
     return value
 
 
@@ -107,6 +158,10 @@ Duration = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*(s|m|h|d)$")]
 """Prometheus-style duration: '30s', '15m', '6h', '7d'."""
 
 Cron = Annotated[str, AfterValidator(_check_cron)]
+"""A schedule as Kubernetes CronJobs and Flyte launch plans take it: '30 2 * * *'."""
+
+PromQL = Annotated[str, AfterValidator(_check_promql)]
+"""A PromQL expression, e.g. 'naomi:qoe_abs_error:mean5m > 500'."""
 
 LabelKey = Annotated[
     str,

@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from naomi.paths import PROJECT_DIR
-from naomi.render.engine import Record, evaluate, load_stack_file, stack_program
-from stacks.config import ConfigError, json_schema, load_stack_config
+from naomi.render.engine import Record, RenderError, evaluate, read_stack_file, stack_config, stack_program
+from stacks.config import ConfigError, json_schema, load_stack_config, secrets_to_set
 
-BASE_CONFIG, BASE_SECRETS = load_stack_file(PROJECT_DIR / "stacks" / "Pulumi.lab-ha.yaml")
+# lab-ha as its program gets it once `pulumi config set --secret naomi:sshPrivateKey` is done.
+BASE_CONFIG, BASE_SECRETS, _ = stack_config(PROJECT_DIR, "lab-ha")
 PROGRAM = stack_program(PROJECT_DIR)
 
 
@@ -90,6 +91,43 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
             {**BASE_CONFIG, "naomi:profile": "huge"},
             "invalid stack config: naomi:profile: Input should be 'edge', 'lab' or 'full' (got \"huge\")",
         ),
+        (
+            _with("naomi:retraining", lambda r: r["triggers"][0].update(cron="61 3 * * *")),
+            'invalid stack config: naomi:retraining.triggers[0].cron: minute 61 is out of range 0-59 (got "61 3 * * *")',
+        ),
+        (
+            _with("naomi:retraining", lambda r: r["triggers"][2].update(cron="0 4 * * 7")),
+            "invalid stack config: naomi:retraining.triggers[2].cron: day of week 7 is out of range 0-6 "
+            '(got "0 4 * * 7")',
+        ),
+        (
+            _with("naomi:postgres", lambda p: p["backup"].update(schedule="0 22-2 * * *")),
+            'invalid stack config: naomi:postgres.backup.schedule: hour range 22-2 runs backwards (got "0 22-2 * * *")',
+        ),
+        (
+            _with("naomi:postgres", lambda p: p["backup"].update(schedule="*/0 * * * *")),
+            "invalid stack config: naomi:postgres.backup.schedule: minute step must be a positive number (*/0) "
+            '(got "*/0 * * * *")',
+        ),
+        (
+            _with("naomi:retraining", lambda r: r["triggers"][1].update(expr="x >> 500 (")),
+            "invalid stack config: naomi:retraining.triggers[1].expr: not valid PromQL: unclosed left parenthesis "
+            '(got "x >> 500 (")',
+        ),
+        (
+            _with("naomi:cluster", lambda c: c["nodes"][0].update(address="192.168.50.999")),
+            "invalid stack config: naomi:cluster.nodes[0].address: looks like an IPv4 address but is not one "
+            '(four numbers 0-255) (got "192.168.50.999")',
+        ),
+        (
+            _with("naomi:gateway", lambda g: g.update(address="fe80::1::2")),
+            'invalid stack config: naomi:gateway.address: not a valid IPv6 address (got "fe80::1::2")',
+        ),
+        (
+            _with("naomi:gateway", lambda g: g.update(address="Naomi.LAN")),
+            "invalid stack config: naomi:gateway.address: must be an IP address or a lower-case DNS name such as "
+            "'naomi.lan' (got \"Naomi.LAN\")",
+        ),
     ],
     ids=[
         "misspelt-top-key",
@@ -103,6 +141,14 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
         "unknown-pool",
         "channel-version",
         "unknown-profile",
+        "cron-minute-61",
+        "cron-sunday-as-7",
+        "cron-backwards-range",
+        "cron-zero-step",
+        "promql-syntax",
+        "ipv4-out-of-range",
+        "ipv6-malformed",
+        "dns-upper-case",
     ],
 )
 def test_malformed_config_is_one_line_naming_the_key(config: dict[str, str], expected: str) -> None:
@@ -110,6 +156,61 @@ def test_malformed_config_is_one_line_naming_the_key(config: dict[str, str], exp
     assert message.startswith(expected), message
     assert "\n" not in message
     assert registered == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["192.168.50.10", "10.20.0.11", "fe80::1", "2001:db8::10", "naomi.lab.internal", "pi-1", "x1.lan"],
+)
+def test_valid_addresses_are_accepted(address: str) -> None:
+    config = _with("naomi:gateway", lambda g: g.update(address=address))
+    assert load_stack_config(config, set(BASE_SECRETS)).gateway.address == address  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "schedule", ["0 3 * * *", "*/15 * * * *", "0 0 1,15 * 1-5", "30 2 * 1-12/3 0", "5-10/5 * * * 6"]
+)
+def test_valid_schedules_are_accepted(schedule: str) -> None:
+    config = _with("naomi:postgres", lambda p: p["backup"].update(schedule=schedule))
+    assert load_stack_config(config, set(BASE_SECRETS)).postgres.backup.schedule == schedule
+
+
+DUPLICATE_TOP = """config:
+  naomi:profile: edge
+  naomi:ray:
+    enabled: true
+  naomi:profile: lab
+"""
+DUPLICATE_NESTED = """config:
+  naomi:cluster:
+    mode: microk8s
+    nodes:
+      - {name: cp-1, address: 10.0.0.1, arch: amd64, arch: arm64}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            DUPLICATE_TOP,
+            'Pulumi.dup.yaml: line 5: mapping key "naomi:profile" already defined at line 2 '
+            "(the Pulumi CLI refuses duplicate keys)",
+        ),
+        (
+            DUPLICATE_NESTED,
+            'Pulumi.dup.yaml: line 5: mapping key "arch" already defined at line 5 '
+            "(the Pulumi CLI refuses duplicate keys)",
+        ),
+    ],
+    ids=["top-level", "in-a-flow-mapping"],
+)
+def test_duplicate_keys_are_refused_as_the_pulumi_cli_does(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "Pulumi.dup.yaml"
+    path.write_text(text)
+    with pytest.raises(RenderError) as caught:
+        read_stack_file(path)
+    assert str(caught.value) == expected
 
 
 def test_secret_key_set_in_plain_text_is_rejected() -> None:
@@ -138,10 +239,40 @@ def test_missing_secret_for_microk8s_names_the_command() -> None:
     )
 
 
-def test_every_example_stack_parses() -> None:
-    for path in sorted((PROJECT_DIR / "stacks").glob("Pulumi.*.yaml")):
-        values, secrets = load_stack_file(path)
-        load_stack_config(values, set(secrets))
+@pytest.mark.parametrize(
+    ("stack", "absent"),
+    [
+        ("dev", ["naomi:kubeconfig"]),
+        ("edge-lab", ["naomi:sshPrivateKey"]),
+        ("lab-ha", ["naomi:sshPrivateKey"]),
+    ],
+)
+def test_every_example_stack_parses_once_its_secrets_are_set(stack: str, absent: list[str]) -> None:
+    values, secrets = read_stack_file(PROJECT_DIR / "stacks" / f"Pulumi.{stack}.yaml")
+    assert secrets == [] and secrets_to_set(values, set()) == absent
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values, set())
+    assert caught.value.missing_secrets == tuple(absent)
+    completed, secret_keys, placeholders = stack_config(PROJECT_DIR, stack)
+    assert placeholders == absent and secret_keys == absent
+    assert completed[absent[0]] == f"<secret:{absent[0]}>"
+    load_stack_config(completed, set(secret_keys))
+
+
+def test_tls_secrets_are_asked_for_one_after_the_other_and_found_together() -> None:
+    config = _with("naomi:gateway", lambda g: g.update(tls={"mode": "provided"}))
+    assert secrets_to_set(config, set(BASE_SECRETS)) == ["naomi:tlsCertificate", "naomi:tlsPrivateKey"]
+    assert secrets_to_set({**config, "naomi:profile": "huge"}, set(BASE_SECRETS)) == []
+
+
+def test_pulumi_yaml_defaults_read_as_keys_left_out() -> None:
+    """`{}` (objects) and "" (secrets) are what the CLI passes for keys a stack leaves out."""
+    defaults = {**BASE_CONFIG, "naomi:layers": "{}", "naomi:kubeconfig": "", "naomi:tlsCertificate": ""}
+    assert load_stack_config(defaults, set(BASE_SECRETS)) == load_stack_config(BASE_CONFIG, set(BASE_SECRETS))
+    message, _ = _error_for({**BASE_CONFIG, "naomi:gateway": "{}"})
+    assert message == (
+        "invalid stack config: naomi:gateway: required when layers.platform is on: {address: <node IP or DNS name>}"
+    )
 
 
 def test_json_schema_accepts_the_examples_and_rejects_unknown_keys() -> None:

@@ -1,7 +1,8 @@
 """Run the real stack program under Pulumi's mock runtime and record every resource.
 
-This owns the offline evaluation: the stack file's config is loaded (secure values become
-`<secret:naomi:key>` placeholders), `stacks/__main__.py` runs in-process inside a fresh
+This owns the offline evaluation: the stack file's config is loaded as the Pulumi CLI reads it
+(duplicate keys refused; secure values become `<secret:naomi:key>` placeholders, and so do the
+secrets the config needs that the file does not hold yet), `stacks/__main__.py` runs in-process inside a fresh
 `contextvars` context (so several stacks can be evaluated in one process), and a recording
 monitor captures type, name, parent, provider, dependencies and inputs of every
 registration. Generated values (passwords, keys, certificates, command output) are
@@ -11,6 +12,7 @@ deterministic placeholders, so the same stack always evaluates to the same recor
 from __future__ import annotations
 
 import contextvars
+import json
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -208,18 +210,43 @@ def _is_placeholder_only(value: Any) -> bool:
 # --- stack files ------------------------------------------------------------------------------
 
 
-def load_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
-    """A stack file's config as Pulumi hands it to a program, plus its secret keys.
+class _StackFileLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; the Pulumi CLI refuses the file.
+
+    Pulumi reads stack files with gopkg.in/yaml.v3 (sdk/go/common/encoding/marshal.go at
+    v3.187.0), which rejects a mapping holding two keys of the same kind and text, at any depth,
+    with "line N: mapping key "k" already defined at line M" (decode.go at v3.0.1, d.mapping).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[type[yaml.Node], str], int] = {}
+        for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            identity = (type(key_node), str(key_node.value))
+            if isinstance(key_node, yaml.ScalarNode) and identity in seen:
+                raise DuplicateKeyError(
+                    f"line {line}: mapping key {json.dumps(key_node.value)} already defined at line {seen[identity]}"
+                )
+            seen[identity] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """Two equal keys in one mapping of a stack file."""
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """What a stack file holds, as Pulumi hands it to a program, plus its secret keys.
 
     Top-level scalars become strings, objects and lists become JSON text (as the Pulumi
     engine does), and every `secure:` value becomes the placeholder `<secret:<key>>`.
     """
-    import json
-
     if not path.is_file():
         raise RenderError(f"stack file not found: {path}")
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = yaml.load(path.read_text(), Loader=_StackFileLoader) or {}  # a SafeLoader
+    except DuplicateKeyError as error:
+        raise RenderError(f"{path.name}: {error} (the Pulumi CLI refuses duplicate keys)") from None
     except yaml.YAMLError as error:
         raise RenderError(f"{path.name}: not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(document, dict):
@@ -312,8 +339,6 @@ def evaluate(
 
 def _stack_reference_outputs(config: Mapping[str, str]) -> frozenset[str]:
     """The output a `cluster.mode: stack` config reads from the other stack (default kubeconfig)."""
-    import json
-
     try:
         cluster = json.loads(config.get(f"{PROJECT}:cluster", "{}"))
         output = str(((cluster.get("stack") or {}).get("output")) or "kubeconfig")
@@ -332,6 +357,31 @@ def stack_program(project_dir: Path) -> Callable[[], None]:
     return program
 
 
+def stack_config(project_dir: Path, stack: str) -> tuple[dict[str, str], list[str], list[str]]:
+    """The config a stack's program gets once its secrets are set, offline: the stack file's
+    values and secret keys, plus a `<secret:naomi:key>` placeholder for each secret the config
+    needs that the file does not hold yet (the example stacks hold none: `pulumi config set
+    --secret` adds them). Returns the config, its secret keys and the keys given stand-ins."""
+    return _with_secrets(*read_stack_file(project_dir / "stacks" / f"Pulumi.{stack}.yaml"))
+
+
+def load_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """`read_stack_file`, with placeholders for the secrets not set yet (as `stack_config`)."""
+    config, secret_keys, _ = _with_secrets(*read_stack_file(path))
+    return config, secret_keys
+
+
+def _with_secrets(
+    config: dict[str, str], secret_keys: list[str]
+) -> tuple[dict[str, str], list[str], list[str]]:
+    from stacks.config import secrets_to_set
+
+    absent = secrets_to_set(config, set(secret_keys))
+    for key in absent:
+        config[key] = f"<secret:{key}>"
+    return config, sorted({*secret_keys, *absent}), absent
+
+
 def evaluate_stack(project_dir: Path, stack: str, *, preview: bool = False) -> Evaluation:
-    config, secret_keys = load_stack_file(project_dir / "stacks" / f"Pulumi.{stack}.yaml")
+    config, secret_keys, _ = stack_config(project_dir, stack)
     return evaluate(stack_program(project_dir), stack, config, secret_keys, preview=preview)
