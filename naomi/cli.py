@@ -348,7 +348,18 @@ def _reexec_isolated(arguments: list[str]) -> int | None:
         "naomi.cli",
         *arguments,
     ]
-    return subprocess.call(command, env={**os.environ, "NAOMI_ISOLATED": "1", "RAY_USAGE_STATS_ENABLED": "0"})
+    import signal
+
+    # Ctrl-C reaches the child too (same process group): it shuts Ray down and exits 130. The
+    # parent only waits; a Python handler (not SIG_IGN, which the child would inherit) keeps
+    # KeyboardInterrupt from cutting that wait short.
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        return subprocess.call(
+            command, env={**os.environ, "NAOMI_ISOLATED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command()
@@ -378,57 +389,108 @@ def run(
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
+    from naomi.run_output import library_output_to
     from workloads.qoe.data import DataValidationError
 
+    # Ray, MLflow and uvicorn print a great deal: into this file, named in the summary.
+    log = (state / "logs" / f"{pipeline}.log").resolve()
     started = time.perf_counter()
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("starting", total=None)
-
-            def step(name: str) -> None:
-                progress.update(task, description=f"{pipeline}: {name}")
-
-            rows = _run_pipeline(pipeline, state, data, epochs, workers, step)
+        with library_output_to(log) as screen:
+            try:
+                rows = _run_with_progress(pipeline, state, data, epochs, workers, screen.err)
+            finally:
+                _shutdown_ray()
     except KeyboardInterrupt:
-        err.print("interrupted: shutting down")
+        err.print(f"interrupted: Ray is shut down; library output: {log}")
         raise typer.Exit(code=130) from None
     except DataValidationError as error:
         raise _fail(f"invalid data: {error}") from None
-    finally:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
+    except Exception:
+        err.print(f"naomi run {pipeline} failed; library output: {log}")
+        raise
     from rich.table import Table
 
     table = Table(title=f"naomi run {pipeline}", show_header=False)
     for label, text in rows:
         table.add_row(label, text)
     table.add_row("total", f"{time.perf_counter() - started:.1f}s")
+    table.add_row("log", f"{log} (Ray, MLflow, uvicorn output)")
     out.print(table)
 
 
+def _run_with_progress(
+    pipeline: str, state: Path, data: Path | None, epochs: int, workers: int, screen: Any
+) -> list[tuple[str, str]]:
+    """The pipeline under a live display: the current step (a bar of epochs while training), and
+    one line per finished step and epoch."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(file=screen, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{pipeline}: starting", total=None)
+        current: list[tuple[str, float]] = []
+
+        def finish() -> None:
+            if current:
+                name, since = current.pop()
+                progress.console.print(f"{pipeline}: {name} {time.perf_counter() - since:.1f}s")
+
+        def step(name: str) -> None:
+            finish()
+            current.append((name, time.perf_counter()))
+            progress.reset(task, description=f"{pipeline}: {name}", total=None)
+
+        def on_epoch(epoch: int, total: int, metrics: dict[str, float]) -> None:
+            shown = ", ".join(f"{key} {metrics[key]:.4g}" for key in EPOCH_METRICS if key in metrics)
+            text = f"{pipeline}: train epoch {epoch}/{total}" + (f" ({shown})" if shown else "")
+            progress.update(task, description=text, total=total, completed=epoch)
+            progress.console.print(text)
+
+        rows = _run_pipeline(pipeline, state, data, epochs, workers, step, on_epoch)
+        finish()
+    return rows
+
+
+EPOCH_METRICS = ("train_loss", "valid_loss", "train_accuracy")
+
+
+def _shutdown_ray() -> None:
+    """Stop the local Ray a run started, also after Ctrl-C (a second Ctrl-C does not cut it short)."""
+    import signal
+
+    try:
+        import ray
+    except ImportError:
+        return
+    if ray.is_initialized():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            ray.shutdown()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _run_pipeline(
-    pipeline: str, state: Path, data: Path | None, epochs: int, workers: int, step: Any
+    pipeline: str, state: Path, data: Path | None, epochs: int, workers: int, step: Any, on_epoch: Any
 ) -> list[tuple[str, str]]:
     if pipeline == "mnist":
         from workloads.mnist import pipeline as mnist
 
         return mnist.table_rows(
-            mnist.run(mnist.MnistOptions(state=state, epochs=epochs, workers=workers), step)
+            mnist.run(mnist.MnistOptions(state=state, epochs=epochs, workers=workers), step, on_epoch)
         )
     from workloads.qoe import pipeline as qoe
 
     return qoe.table_rows(
-        qoe.run(qoe.RunOptions(state=state, data=data, epochs=epochs, workers=workers), step)
+        qoe.run(qoe.RunOptions(state=state, data=data, epochs=epochs, workers=workers), step, on_epoch)
     )
 
 

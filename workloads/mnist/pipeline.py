@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workloads.common.progress import OnEpoch
 from workloads.common.registry import Stopwatch, use_local_mlflow
 from workloads.common.storage import LocalStore
 from workloads.mnist.data import SEED_KEY, load, seed
@@ -43,7 +44,11 @@ class MnistSummary:
     workers: int = 0
 
 
-def run(options: MnistOptions, step: Callable[[str], None] = lambda _: None) -> MnistSummary:
+def run(
+    options: MnistOptions, step: Callable[[str], None] = lambda _: None, on_epoch: OnEpoch | None = None
+) -> MnistSummary:
+    """Run every step; `step(name)` is called as each starts and `on_epoch(epoch, epochs,
+    metrics)` as each training epoch ends (progress display)."""
     import ray
 
     summary = MnistSummary(workers=options.workers)
@@ -68,7 +73,7 @@ def run(options: MnistOptions, step: Callable[[str], None] = lambda _: None) -> 
             _node_ip_address="127.0.0.1",
         )
     config = TrainConfig(epochs=options.epochs, workers=options.workers)
-    result = train(train_set, config, str(state / "checkpoints"))
+    result = train(train_set, config, str(state / "checkpoints"), on_epoch=on_epoch)
     lap("train")
 
     step("evaluate")

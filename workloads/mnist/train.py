@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workloads.common.progress import OnEpoch, epoch_feed, report_epoch
 from workloads.mnist.data import Digits
 from workloads.mnist.model import DigitsCNN
 
@@ -109,40 +110,50 @@ def _loop(config: dict[str, Any]) -> None:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(core.state_dict(), Path(folder) / "model.pt")
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+            report_epoch(config.get("progress"), epoch, int(config["epochs"]), metrics)
         else:
             ray.train.report(metrics)
 
 
 def train(
-    train_set: Digits, config: TrainConfig, storage_path: str, storage_filesystem: Any = None
+    train_set: Digits,
+    config: TrainConfig,
+    storage_path: str,
+    storage_filesystem: Any = None,
+    on_epoch: OnEpoch | None = None,
 ) -> TrainResult:
-    """Fit the CNN with `config.workers` Ray Train workers; the last epoch's weights are kept."""
+    """Fit the CNN with `config.workers` Ray Train workers; the last epoch's weights are kept.
+
+    `on_epoch(epoch, epochs, metrics)` is called in this process as each epoch finishes.
+    """
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    trainer = TorchTrainer(
-        _loop,
-        train_loop_config={
-            "seed": config.seed,
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
-            "learning_rate": config.learning_rate,
-            "channels": config.channels,
-        },
-        datasets={"train": preprocess(train_set)},
-        scaling_config=ScalingConfig(
-            num_workers=config.workers, use_gpu=False, resources_per_worker={"CPU": 1}
-        ),
-        run_config=RunConfig(
-            name="mnist",
-            storage_path=storage_path,
-            storage_filesystem=storage_filesystem,
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-        ),
-    )
-    started = time.perf_counter()
-    result = trainer.fit()
-    seconds = time.perf_counter() - started
+    with epoch_feed(on_epoch) as feed:
+        trainer = TorchTrainer(
+            _loop,
+            train_loop_config={
+                "seed": config.seed,
+                "epochs": config.epochs,
+                "batch_size": config.batch_size,
+                "learning_rate": config.learning_rate,
+                "channels": config.channels,
+                "progress": feed,
+            },
+            datasets={"train": preprocess(train_set)},
+            scaling_config=ScalingConfig(
+                num_workers=config.workers, use_gpu=False, resources_per_worker={"CPU": 1}
+            ),
+            run_config=RunConfig(
+                name="mnist",
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
+            ),
+        )
+        started = time.perf_counter()
+        result = trainer.fit()
+        seconds = time.perf_counter() - started
     if result.checkpoint is None:
         raise RuntimeError("training reported no checkpoint")
     model = DigitsCNN(config.channels)

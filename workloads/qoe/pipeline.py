@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from workloads import catalogue
+from workloads.common.progress import OnEpoch
 from workloads.common.registry import Stopwatch, use_local_mlflow
 from workloads.common.storage import LocalStore
 from workloads.qoe.data import CellReports, ingest, load_file, synthetic_reports
@@ -52,8 +53,11 @@ class Summary:
     samples_per_second: float = 0.0
 
 
-def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Summary:
-    """Run every step; `step(name)` is called as each starts (progress display)."""
+def run(
+    options: RunOptions, step: Callable[[str], None] = lambda _: None, on_epoch: OnEpoch | None = None
+) -> Summary:
+    """Run every step; `step(name)` is called as each starts and `on_epoch(epoch, epochs,
+    metrics)` as each training epoch ends (progress display)."""
     import ray
 
     summary = Summary()
@@ -90,7 +94,7 @@ def run(options: RunOptions, step: Callable[[str], None] = lambda _: None) -> Su
             _node_ip_address="127.0.0.1",
         )
     config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size, workers=options.workers)
-    result = train(splits, spec, config, str(state / "checkpoints"))
+    result = train(splits, spec, config, str(state / "checkpoints"), on_epoch=on_epoch)
     summary.samples_per_second = result.samples_per_second
     lap("train")
 

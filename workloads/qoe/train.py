@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workloads.common.progress import OnEpoch, epoch_feed, report_epoch
 from workloads.qoe.features import FeatureSpec, Splits, Windows
 from workloads.qoe.model import ModelConfig, QoeForecaster
 
@@ -84,6 +85,7 @@ def _loop(config: dict[str, Any]) -> None:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(core.state_dict(), Path(folder) / "model.pt")
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+            report_epoch(config.get("progress"), epoch, int(config["epochs"]), metrics)
         else:
             ray.train.report(metrics)
 
@@ -96,12 +98,18 @@ def _ddp_loss(model: Any, core: QoeForecaster, x: torch.Tensor, y: torch.Tensor)
 
 
 def train(
-    splits: Splits, spec: FeatureSpec, config: TrainConfig, storage_path: str, storage_filesystem: Any = None
+    splits: Splits,
+    spec: FeatureSpec,
+    config: TrainConfig,
+    storage_path: str,
+    storage_filesystem: Any = None,
+    on_epoch: OnEpoch | None = None,
 ) -> TrainResult:
     """Fit on `splits.train`, early-select on `splits.validation` (Ray Train, `config.workers` CPUs).
 
     Checkpoints go to `storage_path` (a folder, or `bucket/prefix` on `storage_filesystem`, a
-    pyarrow S3 filesystem on the cluster).
+    pyarrow S3 filesystem on the cluster). `on_epoch(epoch, epochs, metrics)` is called in this
+    process as each epoch finishes (a progress display).
     """
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -112,37 +120,39 @@ def train(
     )
     model = QoeForecaster(model_config, target_index)
     model.fit_scaling(splits.train.x, splits.train.y)
-    trainer = TorchTrainer(
-        _loop,
-        train_loop_config={
-            "seed": config.seed,
-            "epochs": config.epochs,
-            "batch_size": config.batch_size,
-            "learning_rate": config.learning_rate,
-            "model": model_config.as_dict(),
-            "target_index": target_index,
-            "initial_state": model.state_dict(),
-            "train_x": splits.train.x,
-            "train_y": splits.train.y,
-            "valid_x": splits.validation.x,
-            "valid_y": splits.validation.y,
-        },
-        scaling_config=ScalingConfig(
-            num_workers=config.workers, use_gpu=False, resources_per_worker={"CPU": 1}
-        ),
-        run_config=RunConfig(
-            name="qoe",
-            storage_path=storage_path,
-            storage_filesystem=storage_filesystem,
-            # Every epoch's checkpoint is kept (a few hundred KB each): its metrics are the history.
-            checkpoint_config=CheckpointConfig(
-                checkpoint_score_attribute="valid_loss", checkpoint_score_order="min"
+    with epoch_feed(on_epoch) as feed:
+        trainer = TorchTrainer(
+            _loop,
+            train_loop_config={
+                "seed": config.seed,
+                "epochs": config.epochs,
+                "batch_size": config.batch_size,
+                "learning_rate": config.learning_rate,
+                "model": model_config.as_dict(),
+                "target_index": target_index,
+                "initial_state": model.state_dict(),
+                "train_x": splits.train.x,
+                "train_y": splits.train.y,
+                "valid_x": splits.validation.x,
+                "valid_y": splits.validation.y,
+                "progress": feed,
+            },
+            scaling_config=ScalingConfig(
+                num_workers=config.workers, use_gpu=False, resources_per_worker={"CPU": 1}
             ),
-        ),
-    )
-    started = time.perf_counter()
-    result = trainer.fit()
-    seconds = time.perf_counter() - started
+            run_config=RunConfig(
+                name="qoe",
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
+                # Every epoch's checkpoint is kept (a few hundred KB each): its metrics are the history.
+                checkpoint_config=CheckpointConfig(
+                    checkpoint_score_attribute="valid_loss", checkpoint_score_order="min"
+                ),
+            ),
+        )
+        started = time.perf_counter()
+        result = trainer.fit()
+        seconds = time.perf_counter() - started
     reported = sorted(result.best_checkpoints, key=lambda pair: pair[1]["epoch"])
     if not reported:
         raise RuntimeError("training reported no checkpoint")
