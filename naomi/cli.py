@@ -389,16 +389,20 @@ def run(
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from naomi.run_output import library_output_to
+    from naomi.run_output import interrupt_seen, library_output_to
     from workloads.qoe.data import DataValidationError
 
     # Ray, MLflow and uvicorn print a great deal: into this file, named in the summary.
     log = (state / "logs" / f"{pipeline}.log").resolve()
     started = time.perf_counter()
     try:
-        with library_output_to(log) as screen:
+        with interrupt_seen() as interrupted, library_output_to(log) as screen:
             try:
                 rows = _run_with_progress(pipeline, state, data, epochs, workers, screen.err)
+            except SystemExit:
+                if interrupted():  # Ctrl-C while Ray Train held SIGINT: it exits, we report
+                    raise KeyboardInterrupt from None
+                raise
             finally:
                 _shutdown_ray()
     except KeyboardInterrupt:

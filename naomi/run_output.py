@@ -9,8 +9,9 @@ display writes to duplicates of the terminal's descriptors taken before.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,3 +51,36 @@ def library_output_to(log: Path) -> Iterator[Screen]:
             os.close(descriptor)
         screen.out.close()
         screen.err.close()
+
+
+@contextmanager
+def interrupt_seen() -> Iterator[Callable[[], bool]]:
+    """A check: has SIGINT (Ctrl-C) arrived since the block began, whichever handler took it?
+
+    Ray Train takes SIGINT over during `fit()` (ray 2.60.0,
+    python/ray/train/v2/api/data_parallel_trainer.py, `_register_sigint_handler`): it aborts
+    the run, the driver's `ray.get` then raises SystemExit(1), not KeyboardInterrupt, and its
+    handler stays installed. CPython writes the number of every signal it handles in Python to
+    the wakeup descriptor (`signal.set_wakeup_fd`), whichever handler runs.
+    """
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    seen = False
+
+    def check() -> bool:
+        nonlocal seen
+        try:
+            while chunk := os.read(read, 512):
+                seen = seen or signal.SIGINT in chunk
+        except BlockingIOError:
+            pass
+        return seen
+
+    try:
+        yield check
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)

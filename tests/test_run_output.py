@@ -7,7 +7,6 @@ print, warnings, raw descriptor writes, a child process); tests/test_run_qoe.py 
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -44,6 +43,9 @@ def pipeline(name, state, data, epochs, workers, step, on_epoch):
     step("train")
     for epoch in range(1, epochs + 1):
         on_epoch(epoch, epochs, {"train_loss": 1.0 / epoch, "valid_loss": 2.0 / epoch, "samples_per_second": 9.0})
+    if os.environ.get("STAND_IN_INTERRUPT") == "ray-train":
+        # As Ray Train's fit() does: its own SIGINT handler, and the driver exits with 1.
+        signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
     if os.environ.get("STAND_IN_INTERRUPT"):
         os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends on Ctrl-C
     step("serve")
@@ -54,11 +56,9 @@ cli.app(sys.argv[1:])
 """
 
 
-def _run(tmp_path: Path, *, interrupt: bool = False) -> subprocess.CompletedProcess[str]:
-    logging.getLogger("ray").addHandler(logging.NullHandler())
+def _run(tmp_path: Path, *, interrupt: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "NAOMI_ISOLATED": "1", "PYTHONPATH": str(PROJECT_DIR)}
-    if interrupt:
-        env["STAND_IN_INTERRUPT"] = "1"
+    env["STAND_IN_INTERRUPT"] = interrupt
     return subprocess.run(
         [sys.executable, "-c", STAND_IN, "run", "qoe", "--state", str(tmp_path / "state"), "--epochs", "3"],
         capture_output=True,
@@ -93,8 +93,9 @@ def test_library_output_goes_to_the_log_and_the_summary_names_it(tmp_path: Path)
     ]
 
 
-def test_ctrl_c_exits_130_naming_the_log_without_a_traceback(tmp_path: Path) -> None:
-    result = _run(tmp_path, interrupt=True)
+@pytest.mark.parametrize("handler", ["python", "ray-train"])
+def test_ctrl_c_exits_130_naming_the_log_without_a_traceback(tmp_path: Path, handler: str) -> None:
+    result = _run(tmp_path, interrupt=handler)
     log = tmp_path / "state" / "logs" / "qoe.log"
     assert result.returncode == 130
     assert result.stderr.splitlines()[-1] == f"interrupted: Ray is shut down; library output: {log}"
