@@ -32,6 +32,8 @@ if ! command -v "$python" >/dev/null 2>&1; then
 fi
 export UV_COMPILE_BYTECODE=1
 [ -x .venv/bin/python ] || "$python" -m venv .venv
+# A .venv made by uv has no pip: give it one (uv itself is installed through it).
+.venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip --upgrade >/dev/null
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 uv=.venv/bin/uv
 

@@ -9,6 +9,9 @@ py="$PWD/.venv/bin"
 "$py/ruff" check .
 "$py/mypy"
 
+# The core-only install test builds its venv offline from uv's cache: keep the real cache
+# although HOME becomes a scratch folder below.
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$("$py/uv" cache dir)}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/home" "$scratch/tmp" "$scratch/ray"

@@ -451,9 +451,12 @@ def test_the_probe_script_under_busybox_without_nc_z_says_so(tmp_path: Path) -> 
 
 
 def _live_pods(rendered: Rendered) -> list[dict[str, Any]]:
-    """Every pod of the model as the API would list it: running, an address each, its ports."""
+    """Every pod of the model as the API would list it between pipeline runs: running, an address
+    each, its ports (the pods Flyte starts per execution are not there)."""
     pods = []
-    for index, pod in enumerate([*cluster_model(rendered).pods, *SYSTEM_PODS]):
+    model_pods = [p for p in cluster_model(rendered).pods if not p.origin.startswith("operator:flyte")]
+    model_pods = [p for p in model_pods if "RayJob" not in p.origin]
+    for index, pod in enumerate([*model_pods, *SYSTEM_PODS]):
         name = re.sub(r"[^a-z0-9-]", "-", pod.owner.split(" ", 1)[1].split("/", 1)[1].lower())
         pods.append(
             {
