@@ -124,6 +124,22 @@ class MicroK8sSettings(_Model):
         "rbac",
     )
     join_token_ttl_seconds: int = Field(default=300, ge=60, le=3600)
+    allow_unauthenticated_registry: bool = Field(
+        default=False,
+        description="the `registry` addon serves an unauthenticated registry on port 32000 of every "
+        "node, reachable from the LAN: allowed only when set (trusted networks)",
+    )
+
+    @model_validator(mode="after")
+    def _registry_is_an_opening(self) -> MicroK8sSettings:
+        if "registry" in self.addons and not self.allow_unauthenticated_registry:
+            raise _KeyError(
+                ("addons",),
+                "the 'registry' addon is an unauthenticated registry on NodePort 32000 of every node, "
+                "reachable from the LAN; push images to an authenticated registry (naomi:images.registry) "
+                "or set cluster.microk8s.allowUnauthenticatedRegistry: true on a trusted network",
+            )
+        return self
 
 
 class KubeconfigSettings(_Model):

@@ -102,7 +102,10 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
                 addons=cluster.microk8s.addons,
                 join_token_ttl_seconds=cluster.microk8s.join_token_ttl_seconds,
                 api_endpoint=cluster.api_endpoint,
-                registry=config.images.registry if config.images.build else None,
+                # containerd pulls the registry addon over plain HTTP (only with that addon).
+                registry=config.images.registry
+                if config.images.build and "registry" in cluster.microk8s.addons
+                else None,
             ),
         )
         kubeconfig = microk8s.kubeconfig

@@ -128,6 +128,11 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
             "invalid stack config: naomi:gateway.address: must be an IP address or a lower-case DNS name such as "
             "'naomi.lan' (got \"Naomi.LAN\")",
         ),
+        (
+            _with("naomi:cluster", lambda c: c["microk8s"]["addons"].append("registry")),
+            "invalid stack config: naomi:cluster.microk8s.addons: the 'registry' addon is an unauthenticated "
+            "registry on NodePort 32000 of every node, reachable from the LAN",
+        ),
     ],
     ids=[
         "misspelt-top-key",
@@ -149,6 +154,7 @@ def _with(key: str, mutate: Any) -> dict[str, str]:
         "ipv4-out-of-range",
         "ipv6-malformed",
         "dns-upper-case",
+        "registry-addon",
     ],
 )
 def test_malformed_config_is_one_line_naming_the_key(config: dict[str, str], expected: str) -> None:

@@ -77,7 +77,9 @@ def test_built_images_declare_both_platforms_and_flow_by_digest(
         assert record.inputs["context"]["location"] == "."
         (tag,) = record.inputs["tags"]
         name = tag.rsplit("/", 1)[-1].split(":")[0]
-        assert tag.startswith("localhost:32000/") and tag.endswith(content_hash(PROJECT_DIR, name)[:12])
+        assert tag.startswith("registry.naomi.lab.internal/") and tag.endswith(
+            content_hash(PROJECT_DIR, name)[:12]
+        )
         refs[name] = f"{tag}@sha256:<generated:images-{name}:digest>"
     used = {
         container["image"]
