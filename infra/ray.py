@@ -284,6 +284,7 @@ class RayPlatform(pulumi.ComponentResource):
 
     operator: k8s.helm.v3.Release
     head_service: str
+    auth_token: pulumi.Output[str]  # the Ray dashboard's and job API's token (secret)
     dashboard_port: int = DASHBOARD_PORT
 
     def __init__(self, name: str, args: RayPlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -305,7 +306,24 @@ class RayPlatform(pulumi.ComponentResource):
             opts=child,
         )
         spec = cluster_spec(head_group(args), [worker_group(args, pool) for pool in args.pools])
-        depends: list[pulumi.Resource] = [self.operator]
+        # The token the dashboard and job API ask for: generated here (not by the operator) so it
+        # is a stack output users can read; KubeRay takes it from authOptions.secretName
+        # (kuberay v1.7.0 raycluster_controller.go reconcileAuthSecret, key `auth_token`).
+        token = random.RandomPassword(f"{name}-auth-token", length=40, special=False, opts=child)
+        token_secret = k8s.core.v1.Secret(
+            f"{name}-auth-token",
+            metadata={
+                "name": f"{args.cluster_name}-auth-token",
+                "namespace": args.namespace,
+                "labels": labels("ray", args.cluster_name),
+            },
+            type="Opaque",
+            string_data={"auth_token": token.result},
+            opts=child,
+        )
+        spec["authOptions"] = {"mode": "token", "secretName": f"{args.cluster_name}-auth-token"}
+        self.auth_token = pulumi.Output.secret(token.result)
+        depends: list[pulumi.Resource] = [self.operator, token_secret]
         if args.gcs_fault_tolerance:
             assert args.redis is not None
             redis_secret = self._redis(name, args, args.redis, child)

@@ -256,6 +256,8 @@ def credentials(
         if name == "objectStoreConsole" and outputs.get("objectStoreCredentials"):
             root = outputs["objectStoreCredentials"]
             login = f"gateway: {gateway_login}; console: {root['accessKey']} / {root['secretKey']}"
+        if name == "rayDashboard" and outputs.get("rayAuthToken"):
+            login = f"gateway: {gateway_login}; Ray token: {outputs['rayAuthToken']}"
         table.add_row(name, str(url), login)
     out.print(table)
     if outputs.get("gatewayCaCertificate"):

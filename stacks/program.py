@@ -609,6 +609,7 @@ def export_platform(platform: Platform, gateway: Gateway) -> None:
         pulumi.export("grafanaAdmin", platform.monitoring.grafana_admin)
     if platform.ray is not None:
         urls["rayDashboard"] = f"{gateway.base_url}/ray/"
+        pulumi.export("rayAuthToken", platform.ray.auth_token)
     if platform.flyte is not None:
         urls["flyteConsole"] = f"{gateway.base_url}/console/"
     pulumi.export("urls", urls)

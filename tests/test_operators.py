@@ -182,7 +182,6 @@ def test_head_service_and_kuberay_objects(renders: dict[str, Rendered]) -> None:
         ("ServiceAccount", "ray"),
         ("Role", "ray"),
         ("RoleBinding", "ray"),
-        ("Secret", "ray"),
         ("Service", "ray-head-svc"),
     ]
     (service,) = [o for o in objects if o["kind"] == "Service"]
@@ -241,8 +240,14 @@ def test_bash_hands_ray_start_its_custom_resource_as_json(renders: dict[str, Ren
 def test_token_auth_reaches_every_ray_process(renders: dict[str, Rendered]) -> None:
     for obj in _ray_resources(renders["lab-ha"]):
         objects = operators.expand(obj)
-        (secret,) = [o for o in objects if o["kind"] == "Secret"]
-        reference = {"secretKeyRef": {"name": secret["metadata"]["name"], "key": "auth_token"}}
+        # Ours (authOptions.secretName, the platform cluster) or the one KubeRay makes (RayService).
+        named = (obj["spec"].get("authOptions") or {}).get("secretName")
+        if named is None:
+            (secret,) = [o for o in objects if o["kind"] == "Secret"]
+            named = secret["metadata"]["name"]
+        else:
+            assert not [o for o in objects if o["kind"] == "Secret"]
+        reference = {"secretKeyRef": {"name": named, "key": "auth_token"}}
         for pod in _pods(objects).values():
             for container in [*pod["spec"]["containers"], *pod["spec"].get("initContainers", [])]:
                 env = _env(container)

@@ -52,7 +52,7 @@ def test_ray_cluster_has_a_pool_per_architecture(renders: dict[str, Rendered]) -
     rendered = renders["edge-lab"]
     cluster = _one(rendered, "RayCluster", "ray")
     assert cluster["spec"]["rayVersion"] == RAY_VERSION
-    assert cluster["spec"]["authOptions"] == {"mode": "token"}
+    assert cluster["spec"]["authOptions"] == {"mode": "token", "secretName": "ray-auth-token"}
     assert cluster["spec"]["enableInTreeAutoscaling"] is True
     assert cluster["spec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
     groups = _groups(rendered)
@@ -306,3 +306,23 @@ def test_replicated_mlflow_gets_a_disruption_budget() -> None:
     assert budget["spec"]["minAvailable"] == 1
     (deployment,) = [o for o in rendered.kubernetes if o["kind"] == "Deployment"]
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0}
+
+
+def test_ray_token_is_generated_exported_and_what_kuberay_uses(
+    renders: dict[str, Rendered], evaluations: dict[str, Evaluation]
+) -> None:
+    from naomi.cluster import operators
+
+    rendered = renders["edge-lab"]
+    cluster = _one(rendered, "RayCluster", "ray")
+    assert cluster["spec"]["authOptions"] == {"mode": "token", "secretName": "ray-auth-token"}
+    secret = _one(rendered, "Secret", "ray-auth-token", namespace="naomi-ray")
+    assert secret["stringData"]["auth_token"] == "<secret:ray-auth-token:result>"
+    assert "rayAuthToken" in evaluations["edge-lab"].secret_outputs
+    created = operators.expand_ray_cluster(cluster)
+    assert not [o for o in created if o["kind"] == "Secret"]  # KubeRay makes none of its own
+    head = next(
+        o for o in created if o["kind"] == "Pod" and o["metadata"]["labels"]["ray.io/node-type"] == "head"
+    )
+    token = next(e for e in head["spec"]["containers"][0]["env"] if e["name"] == "RAY_AUTH_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "ray-auth-token", "key": "auth_token"}
