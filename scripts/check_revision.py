@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from naomi.cluster import charts
-from naomi.cluster.checks import admission_problems, declared_flows, expanders, inventory
+from naomi.cluster.checks import admission_problems, declared_flows, expanders, flyte_executions, inventory
 from naomi.cluster.flows import prove
 from naomi.cluster.gateway import route_problems, traefik_settings
 from naomi.cluster.model import ClusterModel
@@ -58,6 +59,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         files = render_revision(PROJECT_DIR, args.revision, args.stack, Path(workdir))
     objects = revision_objects(files, cache)
+    releases = SimpleNamespace(helm=[yaml.safe_load(t) for p, t in files.items() if p.startswith("helm/")])
+    objects += flyte_executions(releases, objects)  # type: ignore[arg-type]
     model = ClusterModel.from_objects(objects, expanders(objects))
     today = evaluate_stack(PROJECT_DIR, args.stack)
     claims = {
