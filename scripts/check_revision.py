@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
