@@ -188,16 +188,28 @@ def docs(
         out_file.write_text(text)
 
 
-@app.command()
+check_app = typer.Typer(
+    add_completion=False, help="Check a stack: its config (default), or the cluster model."
+)
+app.add_typer(check_app, name="check")
+
+
+@check_app.callback(invoke_without_command=True)
 def check(
-    stack: Annotated[str, typer.Option(help="stack name")],
+    context: typer.Context,
+    stack: Annotated[str | None, typer.Option(help="stack name")] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Validate a stack file's config only (fast; no resources are evaluated).
 
     Refuses what the Pulumi CLI or the cluster would refuse later (duplicate keys, schedules,
     PromQL, addresses); names the secrets still to set with `pulumi config set --secret`.
+    `naomi check flows` and `naomi check cluster` judge the whole render instead.
     """
+    if context.invoked_subcommand is not None:
+        return
+    if stack is None:
+        raise _fail("naomi check needs --stack <name> (or a sub-command: flows, cluster)")
     from naomi.render.engine import stack_config
     from stacks.config import load_stack_config
 
@@ -209,6 +221,101 @@ def check(
         raise _fail(_one_line(error)) from None
     to_set = f"; secrets to set before pulumi up: {', '.join(absent)}" if absent else ""
     err.print(f"{stack}: config ok (profile {config.profile}, cluster mode {config.cluster.mode}){to_set}")
+
+
+def _cluster_report(stack: str, project_dir: Path | None, charts_dir: Path | None) -> Any:
+    from naomi.cluster.checks import run_checks
+    from naomi.render.engine import evaluate_stack
+    from naomi.render.tree import render as render_tree
+
+    project = (project_dir or find_project_dir()).resolve()
+    if stack not in available_stacks(project):
+        raise _fail(f"unknown stack {stack!r}; stacks: {', '.join(available_stacks(project))}")
+    try:
+        evaluation = evaluate_stack(project, stack)
+        rendered = render_tree(evaluation, charts_cache=charts_dir)
+        report = run_checks(evaluation, rendered)
+    except Exception as error:
+        raise _fail(_one_line(error)) from None
+    if rendered.charts_missing:
+        err.print(
+            f"charts missing from the cache: {', '.join(rendered.charts_missing)} (run: naomi charts pull); "
+            "their pods are not in the model",
+            markup=False,
+        )
+    return report
+
+
+ChartsDir = Annotated[Path | None, typer.Option("--charts", help="chart cache (default: $NAOMI_CHARTS)")]
+
+
+@check_app.command("flows")
+def check_flows(
+    stack: Annotated[str, typer.Option(help="stack name")],
+    output: Annotated[
+        str, typer.Option("--format", help="table, markdown, or mermaid (a graph of the declared flows)")
+    ] = "table",
+    charts_dir: ChartsDir = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Every declared network flow proven under NetworkPolicy semantics; exit 1 if one is not."""
+    if output not in ("table", "markdown", "mermaid"):
+        raise _fail(f"--format must be table, markdown or mermaid (got {output!r})")
+    report = _cluster_report(stack, project_dir, charts_dir).flow_report
+    rows = report.matrix()
+    if output == "mermaid":
+        out.print(_mermaid(rows), markup=False)
+    elif output == "markdown":
+        out.print("| from | to | ports | verdict | why |\n|---|---|---|---|---|", markup=False)
+        for row in rows:
+            out.print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |", markup=False)
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"naomi {stack}: declared flows", show_lines=False)
+        for column in ("from", "to", "ports", "verdict", "why"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    for line in report.undeclared:
+        err.print(f"open but undeclared: {line}", markup=False)
+    denied = [row for row in rows if row[3] != "allowed"]
+    err.print(
+        f"{stack}: {len(rows) - len(denied)} of {len(rows)} flows allowed, {len(report.undeclared)} undeclared open",
+        markup=False,
+    )
+    if denied or report.undeclared:
+        raise typer.Exit(code=1)
+
+
+def _mermaid(rows: list[tuple[str, str, str, str, str]]) -> str:
+    """A Mermaid graph: one node per pod group or address set, one edge per flow (ports)."""
+    names: dict[str, str] = {}
+
+    def node(label: str) -> str:
+        return names.setdefault(label, f"n{len(names)}")
+
+    lines = ["graph LR"]
+    for source, destination, ports, verdict, _ in rows:
+        arrow = "-->" if verdict == "allowed" else "-. DENIED .->"
+        lines.append(f'  {node(source)}["{source}"] {arrow}|{ports}| {node(destination)}["{destination}"]')
+    return "\n".join(lines)
+
+
+@check_app.command("cluster")
+def check_cluster(
+    stack: Annotated[str, typer.Option(help="stack name")],
+    charts_dir: ChartsDir = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """All cluster-model checks (admission, flows, placement, gateway routes); exit 1 on a problem."""
+    report = _cluster_report(stack, project_dir, charts_dir)
+    for problem in report.problems:
+        out.print(problem, markup=False)
+    err.print(f"{stack}: {len(report.problems)} problem(s) in the cluster model", markup=False)
+    if report.problems:
+        raise typer.Exit(code=1)
 
 
 CREDENTIAL_OUTPUTS = ("gatewayUsers", "mlflowAdmin", "objectStoreCredentials")

@@ -152,3 +152,26 @@ def test_sizing_parses_kubernetes_quantities() -> None:
 
     assert cpu_cores("250m") == 0.25 and cpu_cores("2") == 2.0
     assert memory_bytes("512Mi") == 512 * 2**20 and memory_bytes("1G") == 10**9 and memory_bytes("64") == 64
+
+
+def test_check_flows_prints_the_matrix_and_proves_every_flow() -> None:
+    code, stderr = _check(
+        "flows", "--stack", "dev", "--format", "markdown", "--project-dir", str(PROJECT_DIR)
+    )
+    assert code == 0, stderr
+    assert stderr.strip().splitlines()[-1].endswith("flows allowed, 0 undeclared open")
+    from typer.testing import CliRunner
+
+    from naomi.cli import app
+
+    result = CliRunner().invoke(app, ["check", "flows", "--stack", "dev", "--format", "mermaid"])
+    assert result.stdout.startswith("graph LR\n")
+    assert '["naomi-gateway/traefik"] -->|' in result.stdout
+
+
+def test_check_cluster_and_its_usage_errors() -> None:
+    code, stderr = _check("cluster", "--stack", "edge-lab", "--project-dir", str(PROJECT_DIR))
+    assert (code, stderr.strip().splitlines()[-1]) == (0, "edge-lab: 0 problem(s) in the cluster model")
+    assert _check() == (2, "error: naomi check needs --stack <name> (or a sub-command: flows, cluster)\n")
+    code, stderr = _check("flows", "--stack", "dev", "--format", "svg")
+    assert (code, stderr) == (2, "error: --format must be table, markdown or mermaid (got 'svg')\n")
