@@ -1,33 +1,40 @@
 """The S3 object store: a MinIO-API server (StatefulSet + PVC) or an external S3 endpoint.
 
-Root credentials are generated (`pulumi_random`) into a Secret used only by the server, the
-setup Job and the console login. Each consumer (MLflow, Flyte, backups, ...) gets its own user
-with a policy limited to its buckets and its own Secret. Buckets, users and policies are
-reconciled by an idempotent Job whose name carries a hash of what it sets up, so a change
-re-runs it and nothing else does. Consumers never copy credentials: they read their Secret by
-reference (`consumer_secret`). In external mode nothing is deployed and every consumer Secret
-holds the credentials from secret stack config.
+Root credentials are generated (`infra.credentials`, generation
+`naomi:credentials.rotation.objectStore`) into a Secret used only by the server, the setup Job and
+the console login. Each consumer (MLflow, Flyte, backups, ...) gets its own user with a policy
+limited to its buckets and its own Secret. Buckets, users and policies are reconciled by an
+idempotent Job (`workloads/ops/object_store.py` on naomi-mlflow: minio-py's admin client, no `mc`
+binary or shell) whose name carries a hash of its script, its plan and the credential generation,
+so a change or a rotation re-runs it and nothing else does. Rotating the root credentials restarts
+the server (its pod template carries the generation): without a KMS, MinIO keeps IAM data in plain
+text since RELEASE.2021-04-22 (minio/minio `docs/kms/IAM.md`), so new root credentials need no
+migration. Consumers never copy credentials: they read their Secret by reference
+(`consumer_secret`). In external mode nothing is deployed and every consumer Secret holds the
+credentials from secret stack config.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
-from infra import pods
+from infra import credentials, pods
 from infra.contract import Addresses, Contract, Flow, Pods, Route, tcp
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
-from infra.versions import MINIO_CLIENT_IMAGE, MINIO_IMAGE
+from infra.versions import MINIO_IMAGE
 
 S3_PORT = 9000
 CONSOLE_PORT = 9001
 MINIO_UID = 10001  # high UID (checkov CKV_K8S_40); the image runs as any UID
+OPS_MOUNT = "/etc/naomi/ops"
+SETUP_SCRIPT = Path(__file__).resolve().parent.parent / "workloads" / "ops" / "object_store.py"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +51,8 @@ class ObjectStoreArgs:
     mode: Literal["minio", "external"] = "minio"
     buckets: tuple[str, ...] = ("datasets", "mlflow", "flyte", "ray", "backups")
     image: str = MINIO_IMAGE
-    client_image: str = MINIO_CLIENT_IMAGE
+    # naomi-mlflow (Python + minio-py): runs the setup Job; required in minio mode
+    client_image: pulumi.Input[str] | None = None
     volume_size: str = "20Gi"
     storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
     resources: Resources
@@ -54,6 +62,7 @@ class ObjectStoreArgs:
     pod_cidr: str = "10.1.0.0/16"  # external mode: egress to the endpoint goes anywhere but here
     # consumer -> the buckets its credentials may use (read and write)
     consumers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    generation: int = 1  # naomi:credentials.rotation.objectStore
 
     def __post_init__(self) -> None:
         for consumer, buckets in self.consumers.items():
@@ -68,6 +77,26 @@ class ObjectStoreArgs:
             raise ValueError("ObjectStoreArgs.external is required when mode is 'external'")
         if not self.buckets:
             raise ValueError("ObjectStoreArgs.buckets must name at least one bucket")
+        if self.mode == "minio" and self.client_image is None:
+            raise ValueError("ObjectStoreArgs.client_image is required when mode is 'minio'")
+        if self.generation < 1:
+            raise ValueError("ObjectStoreArgs.generation must be >= 1")
+
+
+def setup_plan(args: ObjectStoreArgs) -> dict[str, Any]:
+    """What the setup Job reconciles: the buckets, and per consumer its buckets and key variables."""
+    return {
+        "buckets": sorted(args.buckets),
+        "consumers": [
+            {
+                "name": consumer,
+                "buckets": sorted(buckets),
+                "userEnv": f"USER_{consumer.upper().replace('-', '_')}",
+                "secretEnv": f"SECRET_{consumer.upper().replace('-', '_')}",
+            }
+            for consumer, buckets in sorted(args.consumers.items())
+        ],
+    }
 
 
 class ObjectStore(pulumi.ComponentResource):
@@ -78,12 +107,14 @@ class ObjectStore(pulumi.ComponentResource):
     region: str
     console_url: str | None  # None when nothing is deployed (external mode)
     root_credentials: pulumi.Output[dict[str, str]]  # secret: console login
+    generation: int  # of the generated credentials (external mode: not ours to rotate)
 
     SECRET_KEYS = ("accessKey", "secretKey")
 
     def __init__(self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:platform:ObjectStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.generation = args.generation
         self.console_url = args.console_url if args.mode == "minio" else None
         self._args = args
         self.pods = Pods(args.namespace, selector_labels("object-store", name), "object-store")
@@ -111,11 +142,11 @@ class ObjectStore(pulumi.ComponentResource):
             secret_key: pulumi.Input[str] = args.external.secret_key
             self.region = args.external.region
         else:
-            access_key = random.RandomString(
-                f"{name}-root-user", length=16, special=False, upper=False, opts=child
+            access_key = credentials.access_key(
+                f"{name}-root-user", generation=args.generation, opts=child
             ).result
-            secret_key = random.RandomPassword(
-                f"{name}-root-password", length=40, special=False, opts=child
+            secret_key = credentials.password(
+                f"{name}-root-password", generation=args.generation, length=40, opts=child
             ).result
             self.region = "us-east-1"
         self.secret_name, self.root_credentials = self._credentials(
@@ -127,8 +158,8 @@ class ObjectStore(pulumi.ComponentResource):
                 consumer_key, consumer_secret = access_key, secret_key
             else:
                 consumer_key = f"naomi-{consumer}"
-                consumer_secret = random.RandomPassword(
-                    f"{name}-{consumer}", length=40, special=False, opts=child
+                consumer_secret = credentials.password(
+                    f"{name}-{consumer}", generation=args.generation, length=40, opts=child
                 ).result
             self._consumers[consumer] = self._credentials(
                 f"{name}-{consumer}", name, args, consumer_key, consumer_secret, child
@@ -156,7 +187,7 @@ class ObjectStore(pulumi.ComponentResource):
             pods.secret_env("MINIO_ROOT_USER", self.secret_name, "accessKey"),
             pods.secret_env("MINIO_ROOT_PASSWORD", self.secret_name, "secretKey"),
         ]
-        pods.stateful_set(
+        self._server = pods.stateful_set(
             name,
             component="object-store",
             instance=name,
@@ -188,6 +219,7 @@ class ObjectStore(pulumi.ComponentResource):
             volume_size=args.volume_size,
             node_selector=args.storage_node_selector,
             volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+            pod_annotations=credentials.annotation({"objectStore": args.generation}),
             opts=child,
         )
         self.endpoint = pulumi.Output.concat(
@@ -200,39 +232,35 @@ class ObjectStore(pulumi.ComponentResource):
         self,
         name: str,
         args: ObjectStoreArgs,
-        credentials: list[dict[str, Any]],
+        root_env: list[dict[str, Any]],
         child: pulumi.ResourceOptions,
     ) -> None:
-        buckets = " ".join(sorted(args.buckets))
-        script = (
-            "set -eu\n"
-            'mc alias set naomi "$S3_ENDPOINT" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null\n'
-            f'for bucket in {buckets}; do mc mb --ignore-existing "naomi/$bucket"; done\n'
-        )
+        assert args.client_image is not None  # checked by ObjectStoreArgs in minio mode
+        plan = setup_plan(args)
         consumer_env: list[dict[str, Any]] = []
-        for consumer, consumer_buckets in sorted(args.consumers.items()):
-            variable = consumer.upper().replace("-", "_")
-            resources = ",".join(
-                f'"arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"' for bucket in sorted(consumer_buckets)
-            )
-            policy = f'{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["s3:*"],"Resource":[{resources}]}}]}}'
-            script += (
-                f"printf '%s' '{policy}' > /tmp/{consumer}.json\n"
-                f"mc admin policy create naomi naomi-{consumer} /tmp/{consumer}.json\n"
-                f'mc admin user add naomi "$USER_{variable}" "$SECRET_{variable}"\n'
-                f'mc admin user info naomi "$USER_{variable}" | grep -q "naomi-{consumer}" || '
-                f'mc admin policy attach naomi naomi-{consumer} --user "$USER_{variable}"\n'
-            )
-            secret_name = self._consumers[consumer][0]
+        for consumer in plan["consumers"]:
+            secret_name = self._consumers[consumer["name"]][0]
             consumer_env += [
-                pods.secret_env(f"USER_{variable}", secret_name, "accessKey"),
-                pods.secret_env(f"SECRET_{variable}", secret_name, "secretKey"),
+                pods.secret_env(consumer["userEnv"], secret_name, "accessKey"),
+                pods.secret_env(consumer["secretEnv"], secret_name, "secretKey"),
             ]
-        digest = hashlib.sha256(script.encode()).hexdigest()[:8]
+        plan_text = json.dumps(plan, indent=2, sort_keys=True)
+        script = SETUP_SCRIPT.read_text()
+        suffix = credentials.job_suffix(script, {"objectStore": args.generation}, plan_text)
+        scripts = k8s.core.v1.ConfigMap(
+            f"{name}-setup",
+            metadata={
+                "name": f"{name}-setup-{suffix}",
+                "namespace": args.namespace,
+                "labels": labels("object-store-buckets", name),
+            },
+            data={"object_store.py": script, "buckets.json": plan_text},
+            opts=child,
+        )
         k8s.batch.v1.Job(
             f"{name}-buckets",
             metadata={
-                "name": f"{name}-buckets-{digest}",
+                "name": f"{name}-buckets-{suffix}",
                 "namespace": args.namespace,
                 "labels": labels("object-store-buckets", name),
             },
@@ -248,20 +276,32 @@ class ObjectStore(pulumi.ComponentResource):
                             "buckets",
                             args.client_image,
                             args.job_resources,
-                            command=["/bin/sh", "-c", script],
+                            command=[
+                                "python",
+                                f"{OPS_MOUNT}/object_store.py",
+                                "--plan",
+                                f"{OPS_MOUNT}/buckets.json",
+                            ],
                             env=[
-                                *credentials,
+                                *root_env,
                                 *consumer_env,
                                 {"name": "S3_ENDPOINT", "value": self.endpoint},
-                                {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"},
+                                {"name": "HOME", "value": "/tmp"},
                             ],
-                            volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+                            volumeMounts=[
+                                {"name": "ops", "mountPath": OPS_MOUNT, "readOnly": True},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
                         )
                     ],
-                    volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    volumes=[
+                        {"name": "ops", "configMap": {"name": scripts.metadata.name}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                    ],
                 ),
             },
-            opts=child,
+            # After the server's rollout: a rotation restarts it with the new root credentials.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._server]),
         )
 
     @staticmethod

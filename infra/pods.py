@@ -115,9 +115,13 @@ def stateful_set(
     volume_size: str,
     node_selector: dict[str, str],
     volumes: list[dict[str, Any]] | None = None,
+    pod_annotations: dict[str, str] | None = None,
     opts: pulumi.ResourceOptions,
 ) -> k8s.apps.v1.StatefulSet:
-    """A single-replica stateful service with its data on a PVC named `data`, on data nodes."""
+    """A single-replica stateful service with its data on a PVC named `data`, on data nodes.
+
+    `pod_annotations` go on the pod template: a change rolls the pod (credential generations).
+    """
     pod_labels = labels(component, instance, version=image)
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
@@ -134,7 +138,13 @@ def stateful_set(
             "serviceName": instance,
             "replicas": 1,
             "selector": {"matchLabels": selector_labels(component, instance)},
-            "template": {"metadata": {"labels": pod_labels}, "spec": spec},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    **({"annotations": pod_annotations} if pod_annotations else {}),
+                },
+                "spec": spec,
+            },
             "volumeClaimTemplates": [
                 {
                     "metadata": {"name": "data"},

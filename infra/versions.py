@@ -49,11 +49,18 @@ RAY_IMAGES = {
     "arm64": f"docker.io/rayproject/ray:{RAY_VERSION}-py311-cpu-aarch64",
 }
 
+# Also the image of every Job step that runs a shell (`/bin/sh -c`: the databases Job, the backup's
+# dump, the restore) and of the postStart hook: docker-library/postgres `17/bookworm/Dockerfile`
+# is `FROM debian:bookworm-slim` (dash as /bin/sh, bash) with postgresql-17's psql, pg_dump,
+# pg_restore and pg_isready on PATH (`ENV PATH $PATH:/usr/lib/postgresql/$PG_MAJOR/bin`).
 POSTGRES_IMAGE = "docker.io/library/postgres:17.6-bookworm"
 # MinIO community images are no longer published upstream (source-only since Oct 2025);
 # pgsty/minio is a maintained, multi-arch rebuild of the same server. Configurable per stack.
 MINIO_IMAGE = "docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"
-MINIO_CLIENT_IMAGE = "docker.io/pgsty/mc:RELEASE.2025-08-13T08-35-41Z"
+# No object-store client image: `docker.io/pgsty/mc:RELEASE.2025-08-13T08-35-41Z` was not a tag
+# that repository publishes, and nothing showed it has the /bin/sh the Jobs ran. The object-store
+# setup Job, the backup upload and the restore fetch run Python (workloads/ops, minio-py) on
+# naomi-mlflow, which this repository builds (images/mlflow: python:3.11-slim-bookworm).
 # The MLflow server runs naomi's own image (images/mlflow: the auth app, the Postgres and S3
 # drivers) built from the same MLflow release every client locks (uv.lock), so server and clients
 # agree on routes and host validation; tests check the three pins are equal.
@@ -76,7 +83,6 @@ ARM64_CAPABLE_IMAGES = frozenset(
     {
         POSTGRES_IMAGE,
         MINIO_IMAGE,
-        MINIO_CLIENT_IMAGE,
         REDIS_IMAGE,
         FLYTE_IMAGE,
         RAY_IMAGES["arm64"],

@@ -406,6 +406,25 @@ class ImagesConfig(_Model):
     registry: str = Field(default="localhost:32000", pattern=r"^[a-z0-9.\-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
 
 
+class CredentialRotation(_Model):
+    """Generation of each component's generated credentials: raise a number to rotate them all.
+
+    One `pulumi up` then replaces the passwords (pulumi_random `keepers`), re-runs the Jobs that
+    apply them (their names carry the generation) and restarts the pods that read them at start
+    (a pod-template annotation carries it). See docs/runbooks/credentials.md.
+    """
+
+    mlflow: int = Field(default=1, ge=1, le=1_000_000, description="MLflow admin, scoped users, session key")
+    postgres: int = Field(default=1, ge=1, le=1_000_000, description="Postgres superuser and consumer roles")
+    object_store: int = Field(
+        default=1, ge=1, le=1_000_000, description="object-store root and consumer users"
+    )
+
+
+class CredentialsConfig(_Model):
+    rotation: CredentialRotation = CredentialRotation()
+
+
 # --- the whole stack -------------------------------------------------------------------------
 
 
@@ -427,6 +446,7 @@ class StackConfig(_Model):
     retraining: RetrainingConfig = RetrainingConfig()
     workloads: WorkloadsConfig = WorkloadsConfig()
     images: ImagesConfig = ImagesConfig()
+    credentials: CredentialsConfig = CredentialsConfig()
 
     # Secret keys: set with `pulumi config set --secret naomi:<key>`.
     ssh_private_key: SecretStr | None = None

@@ -267,6 +267,8 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             consumers=storage_consumers(config),
             pod_cidr=config.cluster.pod_cidr,
             storage_node_selector=config.cluster.storage_selector,
+            client_image=images.refs["naomi-mlflow"],
+            generation=config.credentials.rotation.object_store,
         ),
         opts=after_platform_ns,
     )
@@ -292,6 +294,8 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             ),
             backup_schedule=config.postgres.backup.schedule,
             backup_retention_days=config.postgres.backup.retention_days,
+            ops_image=images.refs["naomi-mlflow"],
+            generation=config.credentials.rotation.postgres,
         ),
         opts=after_platform_ns,
     )
@@ -328,7 +332,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 namespace=platform_ns,
                 resources=profile.mlflow,
                 backend_uri_secret=postgres.consumer_secret("mlflow"),
-                auth_database_uri=postgres.consumer_uri("mlflow_auth"),
+                auth_database_uri=postgres.consumer_uri("mlflow_auth", sqlalchemy=True),
                 object_store_endpoint=object_store.endpoint,
                 object_store_secret=object_store.consumer_secret("mlflow"),
                 database=postgres,
@@ -337,8 +341,15 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 image=images.refs["naomi-mlflow"],
                 pod_cidr=config.cluster.pod_cidr,
                 monitoring_release=monitoring_release,
+                served_models=tuple(sorted({spec.model for spec in model_specs(config)})),
+                experiments=tuple(config.workloads.pipelines) if config.layers.workloads else (),
+                generation=config.credentials.rotation.mlflow,
+                upstream_generations={
+                    "postgres": postgres.generation,
+                    "objectStore": object_store.generation,
+                },
             ),
-            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres]),
+            opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres, object_store]),
         )
     ray = None
     if config.ray.enabled:

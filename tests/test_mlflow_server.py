@@ -1,22 +1,17 @@
-"""A real MLflow server from the component's own settings: auth on, artifacts proxied to S3.
+"""The real MLflow server as the platform runs it: Postgres backend, auth on, artifacts proxied to S3.
 
-The server is started with `infra.mlflow.server_args / server_environment / auth_ini` (what the
-Kubernetes Deployment runs), a sqlite backend instead of Postgres, and a moto S3 server on
-loopback instead of the object store. The client holds no S3 credentials: artifacts must travel
-through the server's proxy and land in the bucket (NAOMI's artifacts stayed on the pod's disk).
+The server is the render's own MLflow pod (`tests.platform_model`: the Deployment's containers
+started as rendered, on the session's PostgreSQL 15 with both databases, tracking and auth, made by
+the rendered databases Job, users made by the rendered users Job), with a moto S3 server on
+loopback for the object store. The client holds no S3 credentials: artifacts must travel through
+the server's proxy and land in the bucket (NAOMI's artifacts stayed on the pod's disk).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -25,15 +20,9 @@ pytest.importorskip("moto")
 
 import httpx
 from minio import Minio
-from moto.server import ThreadedMotoServer
 
-from infra.mlflow import (
-    BACKEND_URI_ENV,
-    FLASK_SECRET_ENV,
-    auth_ini,
-    server_args,
-    server_environment,
-)
+from naomi.render.engine import Evaluation
+from tests.platform_model import admin_login, shared_platform
 
 PREFIX = "/mlflow"
 
@@ -43,71 +32,19 @@ class Server:
     url: str
     password: str
     s3: Minio
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    metrics_url: str
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    workdir = tmp_path_factory.mktemp("mlflow")
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    moto.start()
-    s3_host, s3_port = moto.get_host_and_port()
-    s3_endpoint = f"http://{s3_host}:{s3_port}"
-    s3 = Minio(f"{s3_host}:{s3_port}", "testing", "testing", secure=False, region="us-east-1")
-    s3.make_bucket("mlflow")
-
-    password = secrets.token_urlsafe(24)
-    config = workdir / "basic_auth.ini"
-    config.write_text(auth_ini(database_uri=f"sqlite:///{workdir / 'auth.db'}", admin_password=password))
-    port = _free_port()
-    args = server_args(
-        artifacts_destination="s3://mlflow",
-        allowed_hosts=(f"127.0.0.1:{port}", "localhost:*"),
-        static_prefix=PREFIX,
-        prometheus_dir=str(workdir / "prometheus"),
-        host="127.0.0.1",
-        port=port,
-        workers=1,
+def server(evaluations: dict[str, Evaluation], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    platform = shared_platform(evaluations["edge-lab"], tmp_path_factory.mktemp("platform"))
+    _, password = admin_login(platform.cluster)
+    yield Server(
+        url=platform.mlflow.url,
+        password=password,
+        s3=platform.s3.client,
+        metrics_url=f"http://localhost:{platform.mlflow.port}/metrics",
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))},
-        **server_environment(s3_endpoint=s3_endpoint, auth_config_path=str(config)),
-        "HOME": str(workdir),
-        BACKEND_URI_ENV: f"sqlite:///{workdir / 'mlflow.db'}",
-        FLASK_SECRET_ENV: secrets.token_urlsafe(32),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
-    executable = Path(sys.executable).parent / "mlflow"
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        [str(executable), *args[1:]], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
-    )
-    url = f"http://127.0.0.1:{port}{PREFIX}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"mlflow server exited: {(workdir / 'server.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("mlflow server did not become healthy in 90 s")
-    try:
-        yield Server(url=url, password=password, s3=s3)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-        moto.stop()
 
 
 def test_unauthenticated_and_wrong_password_requests_are_refused(server: Server) -> None:
@@ -148,7 +85,9 @@ def test_log_register_and_load_a_model_through_the_proxy(
             model,
             name="model",
             registered_model_name="proxy-check",
-            input_example=features[:2],
+            # the signature the generic model server validates against; no input example (its
+            # validation costs ~25 s and proves nothing here)
+            signature=mlflow.models.infer_signature(features, target),
             pip_requirements=["scikit-learn"],  # skip requirement inference (slow, irrelevant here)
         )
     client = mlflow.MlflowClient()
@@ -161,10 +100,11 @@ def test_log_register_and_load_a_model_through_the_proxy(
     assert any(name.endswith("MLmodel") for name in stored), stored
 
 
-def test_metrics_need_the_same_login(server: Server) -> None:
-    metrics = server.url.removesuffix(PREFIX) + "/metrics"
-    assert httpx.get(metrics).status_code == 401
-    response = httpx.get(metrics, auth=("admin", server.password))
+def test_the_servers_own_metrics_need_the_admin_login(server: Server) -> None:
+    """/metrics of MLflow itself: admins only (3.17.2 fails closed for other users); Prometheus reads
+    the same metrics from the sidecar with its own login (tests/test_scoped_identities.py)."""
+    assert httpx.get(server.metrics_url).status_code == 401
+    response = httpx.get(server.metrics_url, auth=("admin", server.password))
     assert response.status_code == 200
     assert "mlflow_exporter_info" in response.text
 

@@ -44,7 +44,10 @@ def test_mlflow_artifacts_go_to_the_object_store(renders: dict[str, Rendered]) -
     assert env["S3_ENDPOINT"] == "http://object-store.naomi-platform.svc.cluster.local:9000"
     assert env["MLFLOW_S3_ENDPOINT_URL"] == "$(S3_ENDPOINT)"
     assert env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "object-store-mlflow", "key": "accessKey"}}
-    assert env["MLFLOW_BACKEND_STORE_URI"] == {"secretKeyRef": {"name": "postgres-mlflow", "key": "uri"}}
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which the image does not ship
+    assert env["MLFLOW_BACKEND_STORE_URI"] == {
+        "secretKeyRef": {"name": "postgres-mlflow", "key": "sqlalchemyUri"}
+    }
     buckets = _one(
         rendered,
         "Job",
@@ -54,10 +57,10 @@ def test_mlflow_artifacts_go_to_the_object_store(renders: dict[str, Rendered]) -
             if j["metadata"]["name"].startswith("object-store-buckets")
         ),
     )
-    assert "mlflow" in _container(buckets)["command"][-1]
+    assert "USER_MLFLOW" in _env(_container(buckets))
     # no volume for artifacts on the MLflow pod: nothing can silently land on its disk
     volumes = _one(rendered, "Deployment", "mlflow")["spec"]["template"]["spec"]["volumes"]
-    assert {v["name"] for v in volumes} == {"auth", "tmp"}
+    assert {v["name"] for v in volumes} == {"auth", "tmp", "metrics-server"}
 
 
 def test_mlflow_auth_is_on_with_a_generated_admin_password(renders: dict[str, Rendered]) -> None:
@@ -66,8 +69,11 @@ def test_mlflow_auth_is_on_with_a_generated_admin_password(renders: dict[str, Re
     assert mlflow["command"][mlflow["command"].index("--app-name") + 1] == "basic-auth"
     ini = _one(rendered, "Secret", "mlflow-auth")["stringData"]["basic_auth.ini"]
     assert "admin_password = <secret:mlflow-admin:result>" in ini
-    assert "database_uri = postgresql://mlflow_auth:<secret:postgres-mlflow_auth:result>@postgres." in ini
-    assert "default_permission = READ" in ini
+    assert (
+        "database_uri = postgresql+psycopg2://mlflow_auth:<secret:postgres-mlflow_auth:result>@postgres."
+        in ini
+    )
+    assert "default_permission = NO_PERMISSIONS" in ini  # scoped users see what they are granted
     assert _env(mlflow)["MLFLOW_SERVER_ALLOWED_HOSTS"].startswith(
         "192.168.50.10,192.168.50.10:*,mlflow.naomi-platform"
     )
@@ -91,9 +97,9 @@ def test_postgres_is_internal_generated_and_backed_up(renders: dict[str, Rendere
         )
     backup = _one(rendered, "CronJob", "postgres-backup")
     assert backup["spec"]["schedule"] == "15 1 * * *"
-    upload = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][-1]
-    assert 'mc mirror --quiet /backup "store/backups/postgres"' in upload
-    assert "--older-than 14d" in upload
+    upload = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert upload[:3] == ["python", "/etc/naomi/ops/backup.py", "upload"]
+    assert upload[upload.index("--retention-days") + 1] == "14"
     dump = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"][0]["command"][-1]
     assert "pg_dump -Fc" in dump and "flyte mlflow mlflow_auth" in dump
 
@@ -257,10 +263,20 @@ def test_each_consumer_gets_its_own_bucket_scoped_credentials(renders: dict[str,
     job = next(
         j for j in _objects(rendered, "Job") if j["metadata"]["name"].startswith("object-store-buckets")
     )
-    script = _container(job)["command"][-1]
-    assert '"Resource":["arn:aws:s3:::mlflow","arn:aws:s3:::mlflow/*"]' in script
-    assert '"arn:aws:s3:::datasets","arn:aws:s3:::datasets/*","arn:aws:s3:::flyte"' in script
-    assert 'mc admin policy attach naomi naomi-backup --user "$USER_BACKUP"' in script
+    plan = json.loads(
+        _one(rendered, "ConfigMap", job["metadata"]["name"].replace("-buckets-", "-setup-"))["data"][
+            "buckets.json"
+        ]
+    )
+    consumers = {c["name"]: c for c in plan["consumers"]}
+    assert consumers["mlflow"]["buckets"] == ["mlflow"]
+    assert consumers["flyte"]["buckets"] == ["datasets", "flyte", "ray"]
+    assert consumers["backup"] == {
+        "name": "backup",
+        "buckets": ["backups"],
+        "userEnv": "USER_BACKUP",
+        "secretEnv": "SECRET_BACKUP",
+    }
     env = _env(_container(job))
     assert env["SECRET_FLYTE"] == {"secretKeyRef": {"name": "object-store-flyte", "key": "secretKey"}}
     backup = _one(rendered, "CronJob", "postgres-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"]

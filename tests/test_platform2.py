@@ -230,7 +230,8 @@ def test_mlflow_and_flyte_are_scraped(renders: dict[str, Rendered]) -> None:
     rendered = renders["edge-lab"]
     monitor = _one(rendered, "ServiceMonitor", "mlflow")["spec"]["endpoints"][0]
     assert monitor["path"] == "/metrics"
-    assert monitor["basicAuth"]["password"] == {"name": "mlflow-auth", "key": "password"}
+    # a metrics-only login, never the Secret holding basic_auth.ini and the Flask key
+    assert monitor["basicAuth"]["password"] == {"name": "mlflow-metrics", "key": "password"}
     mlflow = next(
         o for o in rendered.kubernetes if o["kind"] == "Deployment" and o["metadata"]["name"] == "mlflow"
     )
