@@ -215,6 +215,10 @@ class MlflowArgs:
     generation: int = 1  # naomi:credentials.rotation.mlflow
     # Generations of the other credentials the server reads at start (postgres, objectStore).
     upstream_generations: Mapping[str, int] = field(default_factory=dict)
+    # What the server waits for: its databases and bucket exist with current credentials (the
+    # Postgres and object-store `ready` Jobs). On the Deployment itself: a component's depends_on
+    # does not hold back its children (pulumi/pulumi#8721).
+    after: tuple[pulumi.Resource, ...] = ()
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
@@ -424,7 +428,7 @@ class Mlflow(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         if args.replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(

@@ -108,6 +108,10 @@ class ObjectStore(pulumi.ComponentResource):
     console_url: str | None  # None when nothing is deployed (external mode)
     root_credentials: pulumi.Output[dict[str, str]]  # secret: console login
     generation: int  # of the generated credentials (external mode: not ours to rotate)
+    # What a consumer's own resources wait for (buckets and users exist, keys current). Pass them to
+    # the consumer's resources themselves: Pulumi does not make a component's children wait for the
+    # component's depends_on (pulumi/pulumi#8721).
+    ready: list[pulumi.Resource]
 
     SECRET_KEYS = ("accessKey", "secretKey")
 
@@ -164,6 +168,7 @@ class ObjectStore(pulumi.ComponentResource):
             self._consumers[consumer] = self._credentials(
                 f"{name}-{consumer}", name, args, consumer_key, consumer_secret, child
             )
+        self.ready = []
         if args.mode == "external":
             assert args.external is not None
             self.endpoint = pulumi.Output.from_input(args.external.endpoint)
@@ -225,7 +230,7 @@ class ObjectStore(pulumi.ComponentResource):
         self.endpoint = pulumi.Output.concat(
             "http://", service.metadata.name, ".", args.namespace, f".svc.cluster.local:{S3_PORT}"
         )
-        self._bucket_job(name, args, credentials_env, child)
+        self.ready = [self._bucket_job(name, args, credentials_env, child)]
         self.register_outputs({"endpoint": self.endpoint, "secretName": self.secret_name})
 
     def _bucket_job(
@@ -234,7 +239,7 @@ class ObjectStore(pulumi.ComponentResource):
         args: ObjectStoreArgs,
         root_env: list[dict[str, Any]],
         child: pulumi.ResourceOptions,
-    ) -> None:
+    ) -> k8s.batch.v1.Job:
         assert args.client_image is not None  # checked by ObjectStoreArgs in minio mode
         plan = setup_plan(args)
         consumer_env: list[dict[str, Any]] = []
@@ -257,7 +262,7 @@ class ObjectStore(pulumi.ComponentResource):
             data={"object_store.py": script, "buckets.json": plan_text},
             opts=child,
         )
-        k8s.batch.v1.Job(
+        return k8s.batch.v1.Job(
             f"{name}-buckets",
             metadata={
                 "name": f"{name}-buckets-{suffix}",

@@ -159,6 +159,10 @@ class Postgres(pulumi.ComponentResource):
 
     host: pulumi.Output[str]
     generation: int
+    # What a consumer's own resources wait for: roles and databases exist with the current passwords.
+    # Pass them to those resources themselves: Pulumi does not make a component's children wait for
+    # the component's depends_on (pulumi/pulumi#8721).
+    ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:platform:Postgres", name, None, opts)
@@ -265,6 +269,7 @@ class Postgres(pulumi.ComponentResource):
         self._superuser_env = superuser_env
         self._consumer_env = consumer_env
         self.databases_job = self._databases_job(name, args, generations, child)
+        self.ready = [self.databases_job]
         self.pods = Pods(args.namespace, selector_labels("postgres", name), "postgres")
         flows = [
             self.client(

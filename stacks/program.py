@@ -348,6 +348,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                     "postgres": postgres.generation,
                     "objectStore": object_store.generation,
                 },
+                after=(*postgres.ready, *object_store.ready),
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[postgres, object_store]),
         )

@@ -69,6 +69,7 @@ class GeneratedValues:
     """Concrete values for `<secret:NAME:result>` placeholders, as the random provider keeps them."""
 
     def __init__(self, evaluation: Evaluation, salt: str) -> None:
+        self.salt = salt
         self.values: dict[str, str] = {}
         for record in evaluation.records:
             if record.type not in RANDOM_TYPES:
@@ -82,6 +83,11 @@ class GeneratedValues:
             self.values[f"<secret:{record.name}:result>"] = "".join(
                 alphabet[b % len(alphabet)] for b in stream
             )
+
+    def next_render(self, evaluation: Evaluation) -> GeneratedValues:
+        """The values after an `up` with `evaluation`: kept where inputs are the same, new where
+        `keepers` changed (the provider's replacement)."""
+        return GeneratedValues(evaluation, self.salt)
 
     def resolve(self, text: str) -> str:
         return re.sub(r"<secret:[^<>:]+:result>", lambda m: self.values.get(m.group(0), m.group(0)), text)

@@ -111,10 +111,14 @@ def signed_in(uri: str, username: str, password: str) -> Iterator[Any]:
     """The MLflow client module, pointed at `uri` with this login and no object-store keys."""
     import mlflow
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_UV_AUTO_DETECT")
+    }
     dropped = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("AWS_")}
     os.environ["MLFLOW_TRACKING_USERNAME"] = username
     os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    os.environ["MLFLOW_UV_AUTO_DETECT"] = "false"  # no uv export of this checkout per logged model
     mlflow.set_tracking_uri(uri)
     try:
         yield mlflow
@@ -181,3 +185,47 @@ def shared_platform(evaluation: Evaluation, workdir: Path) -> Platform:
         atexit.register(s3.stop)
         atexit.register(_SHARED.stop)
     return _SHARED
+
+
+@dataclass
+class RotationSteps:
+    """What the second `pulumi up` did here, in order, with the seconds each step took."""
+
+    rollout: Any
+    steps: list[tuple[str, float]]
+
+    @property
+    def seconds(self) -> float:
+        return sum(seconds for _, seconds in self.steps)
+
+
+def apply_rotation(platform: Platform, after: Evaluation, workdir: Path) -> RotationSteps:
+    """Bring `platform` to render `after` as `pulumi up` and the controllers would: Secrets change in
+    place; then, in the plan's dependency order, the pods whose template changed restart and the
+    Jobs that are new run (an unchanged Job never runs again). Consumers are the caller's."""
+    import time
+
+    from tests.local_cluster import rollout
+
+    values = platform.cluster.values.next_render(after)
+    cluster = LocalCluster.of(after, values, workdir, services=platform.cluster.services)
+    plan = rollout(platform.cluster, cluster)
+    steps: list[tuple[str, float]] = []
+
+    def step(name: str, action: Any) -> None:
+        started = time.monotonic()
+        action()
+        steps.append((name, time.monotonic() - started))
+
+    if ("StatefulSet", "postgres") in plan.restarted:
+        step("postgres pod restart (postStart hook)", lambda: platform.postgres.restart(cluster))
+    for name in plan.new_jobs:
+        if name.startswith("postgres-databases-"):
+            step(f"Job {name}", lambda name=name: cluster.run_job(cluster.find("Job", PLATFORM, name)))
+    if ("Deployment", "mlflow") in plan.restarted:
+        step("mlflow pod restart", lambda: platform.mlflow.restart(cluster))
+    for name in plan.new_jobs:
+        if name.startswith("mlflow-users-"):
+            step(f"Job {name}", lambda name=name: cluster.run_job(cluster.find("Job", PLATFORM, name)))
+    platform.cluster = cluster
+    return RotationSteps(rollout=plan, steps=steps)
