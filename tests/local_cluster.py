@@ -244,9 +244,10 @@ class LocalCluster:
                     (folder / key).write_text(str(value))
             mounts[mount["mountPath"]] = str(folder)
         env = dict(zip(env, rewrite_paths(list(env.values()), mounts), strict=True))
-        argv = rewrite_paths([self.local(word) for word in command_line(container, env)], mounts)
-        if argv[:2] in (["/bin/sh", "-c"], ["sh", "-c"], ["/bin/bash", "-c"]) and len(argv) > 2:
-            argv[2] = _rewrite_script(argv[2], mounts)
+        words = [self.local(word) for word in command_line(container, env)]
+        argv = rewrite_paths(words, mounts)
+        if words[:2] in (["/bin/sh", "-c"], ["sh", "-c"], ["/bin/bash", "-c"]) and len(words) > 2:
+            argv[2] = _rewrite_script(words[2], mounts)  # also paths followed by a space or a quote
         programs = {"python": sys.executable, "mlflow": str(Path(sys.executable).parent / "mlflow")}
         if argv:  # empty: the image's entrypoint (a server this module starts itself)
             argv[0] = programs.get(argv[0], argv[0])

@@ -11,7 +11,10 @@ loopback), and mounted files are written to a scratch folder.
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -187,7 +190,8 @@ def mlflow_as_rendered(
     objects = renders["edge-lab"].kubernetes
     deployment = find(objects, "Deployment", "naomi-platform", "mlflow")
     pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container = next(c for c in pod["containers"] if c["name"] == "mlflow")
+    sidecar = next(c for c in pod["containers"] if c["name"] == "metrics")  # Prometheus' endpoint
     data = RenderedData(objects, "naomi-platform")
     workdir = tmp_path_factory.mktemp("mlflow-as-rendered")
 
@@ -200,7 +204,9 @@ def mlflow_as_rendered(
     def local(value: str) -> str:
         # Cluster Services become loopback equivalents; nothing else in the value changes.
         value = re.sub(r"http://object-store\.[a-z-]+\.svc\.cluster\.local:9000", endpoint, value)
-        return re.sub(r"postgresql://[^\s]+/(\w+)", lambda m: f"sqlite:///{workdir / m.group(1)}.db", value)
+        return re.sub(
+            r"postgresql(?:\+\w+)?://[^\s]+/(\w+)", lambda m: f"sqlite:///{workdir / m.group(1)}.db", value
+        )
 
     env = {
         k: local(v) for k, v in environment(container, secret=data.secret, config_map=data.config_map).items()
@@ -224,17 +230,50 @@ def mlflow_as_rendered(
         pytest.skip(f"port {port} is taken on this machine (the rendered port is kept as is)")
     log = workdir / "server.log"
     with log.open("w") as output:
-        process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=workdir)
+        process = subprocess.Popen(
+            argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
+        )
+    # The metrics sidecar as rendered, sharing the server's tmp volume (its metrics files).
+    sidecar_env = environment(sidecar, secret=data.secret, config_map=data.config_map)
+    sidecar_mounts = {}
+    for mount in sidecar.get("volumeMounts") or []:
+        folder = workdir / mount["name"]
+        folder.mkdir(exist_ok=True)
+        sidecar_mounts[mount["mountPath"]] = str(folder)
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        if "configMap" in volume:
+            for key, value in data.config_maps[volume["configMap"]["name"]].items():
+                (folder / key).write_text(value)
+    sidecar_env = dict(
+        zip(sidecar_env, rewrite_paths(list(sidecar_env.values()), sidecar_mounts), strict=True)
+    )
+    sidecar_argv = rewrite_paths(command_line(sidecar, sidecar_env), sidecar_mounts)
+    assert sidecar_argv[0] == "python", sidecar_argv
+    sidecar_argv = [sys.executable, *sidecar_argv[1:], "--host", "127.0.0.1"]  # loopback only (tests)
+    sidecar_log = workdir / "metrics.log"
+    with sidecar_log.open("w") as output:
+        metrics = subprocess.Popen(
+            sidecar_argv,
+            env=sidecar_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+        )
     try:
         _wait_listening(port, process, log)
-        yield deployment, container, data
+        yield deployment, container, data, sidecar
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for started in (metrics, process):  # each with what it spawned (uvicorn workers)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(started.pid, signal.SIGTERM)
+            try:
+                started.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(started.pid, signal.SIGKILL)
+                started.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(started.pid, signal.SIGKILL)
         moto.stop()
 
 
@@ -253,7 +292,7 @@ def _send(request: Any, *, auth: tuple[str, str] | None = None, attempts: int = 
 @pytest.mark.slow
 @pytest.mark.parametrize("probe", ["readinessProbe", "livenessProbe"])
 def test_mlflow_answers_the_kubelets_probes(mlflow_as_rendered: Any, probe: str) -> None:
-    _, container, _ = mlflow_as_rendered
+    _, container, _, _ = mlflow_as_rendered
     request = probe_request(container[probe], container, POD_IP)
     assert request is not None
     response = _send(request)
@@ -265,12 +304,12 @@ def test_mlflow_answers_the_kubelets_probes(mlflow_as_rendered: Any, probe: str)
 @pytest.mark.slow
 def test_prometheus_can_scrape_mlflow(renders: dict[str, Rendered], mlflow_as_rendered: Any) -> None:
     """The ServiceMonitor's endpoint as Prometheus scrapes it: the pod's address as Host, basic auth."""
-    _, container, data = mlflow_as_rendered
+    _, _, data, sidecar = mlflow_as_rendered
     monitor = find(renders["edge-lab"].kubernetes, "ServiceMonitor", "naomi-platform", "mlflow")
     (endpoint,) = monitor["spec"]["endpoints"]
     service = find(renders["edge-lab"].kubernetes, "Service", "naomi-platform", "mlflow")
     target = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])["targetPort"]
-    scrape = probe_request({"httpGet": {"path": endpoint["path"], "port": target}}, container, POD_IP)
+    scrape = probe_request({"httpGet": {"path": endpoint["path"], "port": target}}, sidecar, POD_IP)
     assert scrape is not None
     auth = endpoint["basicAuth"]
     login = (
@@ -281,7 +320,8 @@ def test_prometheus_can_scrape_mlflow(renders: dict[str, Rendered], mlflow_as_re
     assert response.status_code == 200, (
         f"scrape with Host {scrape.host_header} -> {response.status_code} {response.text[:200]}"
     )
-    assert "flask_http_request" in response.text or "mlflow" in response.text
+    assert "mlflow_exporter_info" in response.text  # the server's own metrics, read by the sidecar
+    assert _send(scrape).status_code == 401  # the metrics login is required
 
 
 def test_mlflow_server_image_runs_the_clients_mlflow() -> None:
