@@ -367,6 +367,14 @@ def credentials(
             login = f"gateway: {gateway_login}; Ray token: {outputs['rayAuthToken']}"
         table.add_row(name, str(url), login)
     out.print(table)
+    generations = outputs.get("credentialGenerations") or {}
+    if generations:
+        listed = ", ".join(f"{component} {number}" for component, number in sorted(generations.items()))
+        out.print(
+            f"Credential generations: {listed} (raise naomi:credentials.rotation.<component> to rotate; "
+            "docs/runbooks/credentials.md)",
+            markup=False,
+        )
     if outputs.get("gatewayCaCertificate"):
         out.print(
             "Trust the gateway CA: pulumi stack output gatewayCaCertificate > naomi-ca.pem", markup=False

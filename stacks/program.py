@@ -600,6 +600,10 @@ def workloads_layer(
 def export_platform(platform: Platform, gateway: Gateway) -> None:
     """Endpoints users type, Secret names operators read, and credentials as secret outputs."""
     pulumi.export("namespaces", {key: ns.name for key, ns in sorted(platform.namespaces.items())})
+    generations = {"postgres": platform.postgres.generation, "objectStore": platform.object_store.generation}
+    if platform.mlflow is not None:
+        generations["mlflow"] = platform.mlflow.generation
+    pulumi.export("credentialGenerations", generations)  # naomi:credentials.rotation as applied
     urls: dict[str, str] = {}
     if platform.object_store.console_url is not None:
         urls["objectStoreConsole"] = platform.object_store.console_url

@@ -56,11 +56,12 @@ def start_s3() -> S3:
 class Platform:
     cluster: LocalCluster
     postgres: PostgresPod
-    mlflow: MlflowPod
+    mlflow: MlflowPod | None  # None: Postgres only (the rotation benchmark's smoke run)
     s3: S3
 
     def stop(self) -> None:
-        self.mlflow.stop()
+        if self.mlflow is not None:
+            self.mlflow.stop()
 
 
 def create_buckets(cluster: LocalCluster, s3: S3) -> None:
@@ -77,12 +78,15 @@ def start_platform(
     *,
     s3: S3,
     postgres: PostgresServer | None = None,
+    with_mlflow: bool = True,
 ) -> Platform:
     cluster = LocalCluster.of(evaluation, values, workdir)
     cluster.services[f"object-store.{PLATFORM}"] = s3.endpoint
     create_buckets(cluster, s3)
     pod = PostgresPod(cluster, server=postgres)
     cluster.run_job(cluster.named("Job", PLATFORM, "postgres-databases-"))
+    if not with_mlflow:
+        return Platform(cluster, pod, None, s3)
     mlflow = MlflowPod()
     mlflow.start(cluster)
     cluster.run_job(cluster.named("Job", PLATFORM, "mlflow-users-"))
@@ -222,10 +226,11 @@ def apply_rotation(platform: Platform, after: Evaluation, workdir: Path) -> Rota
     for name in plan.new_jobs:
         if name.startswith("postgres-databases-"):
             step(f"Job {name}", lambda name=name: cluster.run_job(cluster.find("Job", PLATFORM, name)))
-    if ("Deployment", "mlflow") in plan.restarted:
-        step("mlflow pod restart", lambda: platform.mlflow.restart(cluster))
+    mlflow = platform.mlflow
+    if mlflow is not None and ("Deployment", "mlflow") in plan.restarted:
+        step("mlflow pod restart", lambda: mlflow.restart(cluster))
     for name in plan.new_jobs:
-        if name.startswith("mlflow-users-"):
+        if mlflow is not None and name.startswith("mlflow-users-"):
             step(f"Job {name}", lambda name=name: cluster.run_job(cluster.find("Job", PLATFORM, name)))
     platform.cluster = cluster
     return RotationSteps(rollout=plan, steps=steps)

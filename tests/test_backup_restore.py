@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -87,7 +88,9 @@ class Kubectl:
             a.split("=", 1)[0]: (a.split("=", 1)[1] if "=" in a else "") for a in args if a.startswith("--")
         }
         plain = [
-            a for i, a in enumerate(args) if not a.startswith("-") and args[i - 1] not in ("-o", "-c", "-f")
+            a
+            for i, a in enumerate(args)
+            if not a.startswith("-") and args[i - 1] not in ("-o", "-c", "-f", "-l")
         ]
         if verb == "create" and plain[1:2] == ["job"]:
             source = flags["--from"].removeprefix("cronjob/")
@@ -111,13 +114,18 @@ class Kubectl:
                 ]
             return yaml.safe_dump(job)
         if verb == "wait":
-            (name,) = [a.removeprefix("job/") for a in plain if a.startswith("job/")]
+            (name,) = [a.removeprefix("job/") for a in plain if a.startswith("job/")] or plain[2:3]
+            assert plain[1] in ("jobs", "job") or plain[1].startswith("job/"), plain
             assert flags["--for"] == "condition=complete"
             run = self.jobs[name]
             assert run.succeeded, f"job {name}: {run.containers[-1].output[-3000:]}"
             return ""
         if verb == "logs":
-            (name,) = [a.removeprefix("job/") for a in plain if a.startswith("job/")]
+            selector = args[args.index("-l") + 1] if "-l" in args else ""
+            # the Job controller labels its pods job-name=<job>
+            (name,) = [a.removeprefix("job/") for a in plain if a.startswith("job/")] or [
+                selector.removeprefix("job-name=")
+            ]
             return self.jobs[name].logs(args[args.index("-c") + 1])
         if verb == "scale":
             replicas = int(flags["--replicas"])
@@ -333,3 +341,21 @@ def test_the_restore_cronjob_fetches_then_restores_as_the_superuser(renders: dic
     assert 'pg_restore --exit-on-error --single-transaction -d "$db" "/backup/$db.dump"' in script
     assert "ALTER ROLE mlflow WITH LOGIN PASSWORD :'pw';" in script  # a fresh server has no roles
     assert json.dumps(restore["env"]).count("PASSWORD_") == 3
+
+
+def test_the_backup_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/backup_restore.py --smoke: 200 runs backed up and restored by the rendered CronJobs."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "benchmarks" / "backup_restore.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"^backup \(.*\): \d+\.\d s$", result.stdout, flags=re.MULTILINE), result.stdout
+    assert "restored: 200 runs" in result.stdout

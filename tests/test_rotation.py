@@ -244,3 +244,61 @@ def test_the_object_store_is_rekeyed_by_the_setup_job(tmp_path: Path) -> None:
     assert old.secret(PLATFORM, "object-store-credentials", "secretKey") != new.secret(
         PLATFORM, "object-store-credentials", "secretKey"
     )
+
+
+def test_the_rotation_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/rotation.py --smoke: Postgres rotated by its restart and the new roles Job."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from naomi.paths import PROJECT_DIR
+
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "benchmarks" / "rotation.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "postgres pod restart (postStart hook)" in result.stdout
+    assert re.search(
+        r"^rotation time, up start to every consumer healthy: \d+\.\d s$", result.stdout, flags=re.MULTILINE
+    )
+
+
+def test_the_stack_exports_its_generations_and_naomi_credentials_shows_them(
+    evaluations: dict[str, Evaluation], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from naomi.paths import PROJECT_DIR
+
+    assert evaluations["edge-lab"].outputs["credentialGenerations"] == {
+        "mlflow": 1,
+        "objectStore": 1,
+        "postgres": 1,
+    }
+    assert "credentialGenerations" not in evaluations["edge-lab"].secret_outputs
+    outputs = {"urls": {}, "credentialGenerations": {"mlflow": 2, "objectStore": 1, "postgres": 3}}
+    fake = tmp_path / "pulumi"
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(outputs)}\nEOF\n")
+    fake.chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "naomi.cli", "credentials", "--stack", "edge-lab"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        env={**os.environ, "COLUMNS": "200", "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Credential generations: mlflow 2, objectStore 1, postgres 3 (raise naomi:credentials.rotation."
+        in result.stdout
+    )
