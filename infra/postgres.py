@@ -128,9 +128,9 @@ def databases_script(consumers: tuple[str, ...]) -> str:
 def dump_script(consumers: tuple[str, ...]) -> str:
     databases = " ".join(sorted(consumers))
     return (
-        "set -eu\nstamp=$(date -u +%Y%m%dT%H%M%SZ)\nmkdir -p /backup/$stamp\n"
+        'set -eu\nstamp=$(date -u +%Y%m%dT%H%M%SZ)\nmkdir -p "/backup/$stamp"\n'
         f"for db in {databases}; do\n"
-        '  pg_dump -Fc -d "$db" -f /backup/$stamp/$db.dump\n'
+        '  pg_dump -Fc -d "$db" -f "/backup/$stamp/$db.dump"\n'
         '  echo "dumped $db"\n'
         "done\n"
     )

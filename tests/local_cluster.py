@@ -423,6 +423,8 @@ class PostgresPod:
 
     def run_hook(self, cluster: LocalCluster) -> None:
         pod, container = self._container(cluster)
+        if "postStart" not in (container.get("lifecycle") or {}):
+            return  # no hook: the kubelet runs nothing after the start
         scratch = cluster.workdir / f"postgres-hook-{os.urandom(4).hex()}"
         argv, env = cluster.prepare(
             self.namespace,

@@ -124,6 +124,8 @@ def test_qoe_registry_aliases_promote_and_refuse(server: Server, monkeypatch: py
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", server.password)
     mlflow.set_tracking_uri(server.url)
+    # its own name: the session's platform holds other tests' `qoe` versions
+    name = "qoe-registry-check"
     spec = FeatureSpec()
     splits = build(load_reports(synthetic_reports(steps=200)), spec)
     model = QoeForecaster(ModelConfig(hidden=8, layers=1), spec.features.index(spec.target))
@@ -136,7 +138,9 @@ def test_qoe_registry_aliases_promote_and_refuse(server: Server, monkeypatch: py
 
     def attempt(mae: float) -> tuple[str, bool, str]:
         scores = Evaluation(model_mae=mae, last_value_mae=2.0, linear_mae=3.0, model_rmse=mae, windows=10)
-        done = register(model, scores, spec, TrainConfig(), history, splits.test.x[:2])
+        done = register(
+            model, scores, spec, TrainConfig(), history, splits.test.x[:2], experiment=name, name=name
+        )
         return done.version, done.decision.promote, done.decision.reason
 
     assert attempt(1.0)[1] is True
@@ -147,13 +151,13 @@ def test_qoe_registry_aliases_promote_and_refuse(server: Server, monkeypatch: py
     assert fourth[1] is False and "does not beat last value" in fourth[2]
 
     client = mlflow.MlflowClient()
-    assert client.get_model_version_by_alias("qoe", "champion").version == "3"
-    assert client.get_model_version_by_alias("qoe", "candidate").version == "4"
-    assert client.get_model_version("qoe", "2").tags["naomi.decision"] == "keep"
-    run = client.get_run(client.get_model_version("qoe", "3").run_id)
+    assert client.get_model_version_by_alias(name, "champion").version == "3"
+    assert client.get_model_version_by_alias(name, "candidate").version == "4"
+    assert client.get_model_version(name, "2").tags["naomi.decision"] == "keep"
+    run = client.get_run(client.get_model_version(name, "3").run_id)
     assert run.data.metrics["test_mae"] == 0.5 and run.data.tags["naomi.decision"] == "promote"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_loss")] == [0, 1]
-    loaded = mlflow.pyfunc.load_model("models:/qoe@champion")
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     expected = model(__import__("torch").from_numpy(splits.test.x[:5])).detach().numpy()
     assert np.allclose(np.asarray(loaded.predict(splits.test.x[:5])).reshape(-1), expected, atol=1e-5)
 

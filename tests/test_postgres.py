@@ -126,3 +126,23 @@ def test_every_step_runs_on_an_image_that_has_its_program(renders: dict[str, Ren
             if argv[0].startswith(("pg_", "psql")) and image != POSTGRES_IMAGE:
                 problems.append(f"{where}: {argv[0]} on {image}")
     assert problems == []
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_every_rendered_shell_script_is_shellcheck_clean(renders: dict[str, Rendered], stack: str) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
+    scripts = [
+        (where, argv[2])
+        for obj in renders[stack].kubernetes
+        if obj["metadata"].get("namespace") == PLATFORM
+        for where, _, argv in _steps(obj)
+        if argv[:2] == ["/bin/sh", "-c"]
+    ]
+    assert len(scripts) >= 4  # roles Job, postStart hook, dump, restore
+    for where, script in scripts:
+        result = subprocess.run([shellcheck, "-s", "sh", "-"], input=script, capture_output=True, text=True)
+        assert result.returncode == 0, f"{where}:\n{result.stdout}"
