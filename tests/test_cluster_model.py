@@ -82,8 +82,8 @@ def test_host_network_in_a_restricted_namespace_is_rejected(renders: dict[str, R
     assert problems == [
         "Deployment naomi-platform/mlflow (pulumi): rejected by restricted (hostNamespaces): "
         "host namespaces (hostNetwork=true)",
-        "Deployment naomi-platform/mlflow (pulumi) containers mlflow: rejected by restricted (hostPorts): "
-        'hostPort (container "mlflow" uses hostPort 5000)',
+        "Deployment naomi-platform/mlflow (pulumi) containers mlflow, metrics: rejected by restricted "
+        '(hostPorts): hostPort (containers "mlflow", "metrics" use hostPorts 5000, 9102)',
     ]
     assert admission.enforced_level(model.namespace_labels("naomi-platform"))[0] == "restricted"
 

@@ -245,7 +245,7 @@ def test_mlflow_and_flyte_are_scraped(renders: dict[str, Rendered]) -> None:
     prometheus = {"app.kubernetes.io/name": "prometheus"}
     assert any(
         rule["from"][0]["podSelector"]["matchLabels"] == prometheus
-        and rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+        and rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]  # the metrics sidecar
         for rule in ingress
     )
 
