@@ -172,10 +172,13 @@ def scoped_users(served_models: tuple[str, ...]) -> dict[Identity, UserSpec]:
     }
 
 
-def users_plan(users: Mapping[Identity, UserSpec], experiments: tuple[str, ...]) -> dict[str, Any]:
+def users_plan(
+    users: Mapping[Identity, UserSpec], experiments: tuple[str, ...], registered_models: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The users Job's plan (workloads/ops/mlflow_users.py reads it)."""
     return {
         "experiments": sorted(experiments),
+        "registeredModels": sorted(registered_models),
         "users": [
             {
                 "username": user.username,
@@ -212,6 +215,8 @@ class MlflowArgs:
     monitoring_release: pulumi.Resource | None = None
     served_models: tuple[str, ...] = ()  # registered models the serving user reads
     experiments: tuple[str, ...] = ()  # created up front, so grants on them exist before training
+    # created up front too: a non-admin asking for a model that does not exist gets 403, not 404
+    registered_models: tuple[str, ...] = ()
     generation: int = 1  # naomi:credentials.rotation.mlflow
     # Generations of the other credentials the server reads at start (postgres, objectStore).
     upstream_generations: Mapping[str, int] = field(default_factory=dict)
@@ -499,7 +504,9 @@ class Mlflow(pulumi.ComponentResource):
     ) -> k8s.batch.v1.Job:
         """The users Job (named by script, plan and generation) and a suspended CronJob to re-run it."""
         script = (OPS / "mlflow_users.py").read_text()
-        plan = json.dumps(users_plan(self._users, args.experiments), indent=2, sort_keys=True)
+        plan = json.dumps(
+            users_plan(self._users, args.experiments, args.registered_models), indent=2, sort_keys=True
+        )
         suffix = credentials.job_suffix(script, {"mlflow": args.generation}, plan)
         scripts = k8s.core.v1.ConfigMap(
             f"{name}-users",
@@ -595,12 +602,13 @@ def client_secret(
     mlflow: Mlflow,
     opts: pulumi.ResourceOptions | None = None,
     *,
-    identity: Identity = "serving",
+    identity: Identity = "training",
 ) -> k8s.core.v1.Secret:
     """MLflow's in-cluster URI and a scoped login for clients in `namespace` (never the admin).
 
-    `serving` (the default, read-only) or `training`. The Secret waits for the users Job, so a
-    consumer that starts after it finds its user with the current password.
+    `serving` (read the served models) or `training` (the default: the workloads namespace, whose
+    registration Job reads every pipeline's champion, and its training tasks). The Secret waits for
+    the users Job, so a consumer that starts after it finds its user with the current password.
     """
     username, password = mlflow.login(identity)
     return k8s.core.v1.Secret(

@@ -42,6 +42,7 @@ from infra.workloads import (
     workloads_version,
 )
 from stacks.config import ConfigError, StackConfig, load_stack_config
+from workloads import catalogue
 
 NAMESPACES = {
     "platform": "naomi-platform",
@@ -343,6 +344,11 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 monitoring_release=monitoring_release,
                 served_models=tuple(sorted({spec.model for spec in model_specs(config)})),
                 experiments=tuple(config.workloads.pipelines) if config.layers.workloads else (),
+                registered_models=tuple(
+                    sorted(catalogue.pipeline(p).model for p in config.workloads.pipelines)
+                )
+                if config.layers.workloads
+                else (),
                 generation=config.credentials.rotation.mlflow,
                 upstream_generations={
                     "postgres": postgres.generation,
@@ -500,7 +506,7 @@ def serving_layer(
     assert platform.mlflow is not None  # serving requires MLflow (config model)
     namespace = NAMESPACES["serving"]
     opts = pulumi.ResourceOptions(provider=access.provider, depends_on=[platform.namespaces["serving"]])
-    secret = client_secret("serving-mlflow-client", namespace, platform.mlflow, opts)
+    secret = client_secret("serving-mlflow-client", namespace, platform.mlflow, opts, identity="serving")
     profile = PROFILES[config.profile]
     return [
         ServedModel(

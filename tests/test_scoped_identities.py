@@ -71,7 +71,8 @@ def test_consumers_get_scoped_logins(renders: dict[str, Rendered]) -> None:
     }
     assert clients["naomi-serving"]["username"] == "serving"
     assert clients["naomi-serving"]["password"] == "<secret:mlflow-user-serving:result>"
-    assert clients["naomi-workloads"]["username"] == "serving"  # read-only unless asked otherwise
+    # the registration Job reads every pipeline's champion (not only the served ones)
+    assert clients["naomi-workloads"]["username"] == "training"
 
 
 def test_prometheus_signs_in_with_a_credentials_only_secret(renders: dict[str, Rendered]) -> None:
@@ -110,6 +111,7 @@ def test_the_users_plan_grants_read_on_served_models_and_write_for_training(
         ("registered_model", "*", "EDIT"),
     }
     assert plan["experiments"] == ["mnist", "qoe"]
+    assert plan["registeredModels"] == ["mnist", "qoe"]  # no 403-for-absent on a first install
     ini = next(s for s in _secrets(rendered) if s["metadata"]["name"] == "mlflow-auth")["stringData"][
         "basic_auth.ini"
     ]
@@ -208,3 +210,24 @@ def test_a_user_without_grants_sees_nothing(platform: Platform, models: dict[str
         assert client.search_registered_models() == []
         with pytest.raises(mlflow.exceptions.MlflowException, match="403"):
             client.get_registered_model("qoe")
+
+
+def test_the_registration_jobs_login_reads_every_pipelines_champion(
+    platform: Platform, models: dict[str, str]
+) -> None:
+    """workloads.register asks MLflow whether each pipeline's model has a champion (else it starts
+    the first training): with the workloads namespace's login, for served and unserved models."""
+    from workloads.register import mlflow_has_champion
+
+    admin = admin_login(platform.cluster)
+    # what the users Job does for each pipeline's model on a first install: it exists, untrained
+    assert _status(
+        platform.mlflow.url, "/api/2.0/mlflow/registered-models/create", admin, name="untrained"
+    ) in (200, 400)
+    uri, username, password = client_login(platform.cluster, "naomi-workloads")
+    with signed_in(uri, username, password) as mlflow:
+        assert mlflow_has_champion("qoe") and mlflow_has_champion("mnist")
+        assert not mlflow_has_champion("untrained")  # -> the first training starts
+        # why the Job creates them: a model that does not exist is a 403 to a non-admin, not a 404
+        with pytest.raises(mlflow.exceptions.MlflowException, match="403"):
+            mlflow_has_champion("no-such-model")

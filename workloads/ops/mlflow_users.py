@@ -17,7 +17,11 @@ Everything else goes through the auth REST API as that admin (`mlflow/server/aut
 `users/create` or `users/update-password` for every scoped user (always: the Secret is the truth),
 then each user's direct grants (`users/permissions/list`, rows of its `__user_<id>__` role) are
 made equal to the plan with `users/permissions/grant` and `revoke`. Experiment grants name
-experiments; the plan's experiments are created first, so grants exist before training runs.
+experiments; the plan's experiments are created first, so grants exist before training runs. So
+are the pipelines' registered models: for a model that does not exist MLflow answers a non-admin
+403, not 404 (`validate_can_read_model_or_prompt_version` denies when
+`_registered_model_or_prompt_target` finds no model), and the registration Job could not tell
+"not trained yet" (start the first training) from "denied".
 A serving user also gets READ on the experiments that hold versions of its models (model
 artifacts live under the experiment: the artifact proxy checks experiment READ,
 `_authorize_artifact_proxy_resolved`). Finally each user's login is checked (`users/current`).
@@ -57,12 +61,14 @@ class UserPlan:
 class Plan:
     experiments: tuple[str, ...]
     users: tuple[UserPlan, ...]
+    registered_models: tuple[str, ...] = ()
 
 
 def load_plan(path: Path) -> Plan:
     document = json.loads(path.read_text())
     return Plan(
         experiments=tuple(document.get("experiments", ())),
+        registered_models=tuple(document.get("registeredModels", ())),
         users=tuple(
             UserPlan(
                 username=user["username"],
@@ -151,6 +157,17 @@ def ensure_experiment(api: Api, name: str) -> str:
     created = api.call("POST", "/api/2.0/mlflow/experiments/create", json={"name": name})
     print(f"experiment {name}: created")
     return str(created["experiment_id"])
+
+
+def ensure_registered_model(api: Api, name: str) -> None:
+    try:
+        api.get("/api/2.0/mlflow/registered-models/get", name=name)
+        return
+    except ApiError as error:
+        if error.status != 404:
+            raise
+    api.call("POST", "/api/2.0/mlflow/registered-models/create", json={"name": name})
+    print(f"registered model {name}: created")
 
 
 def experiment_id(api: Api, name: str) -> str | None:
@@ -276,6 +293,8 @@ def reconcile(uri: str, plan: Plan, environment: dict[str, str]) -> None:
     api = Api(uri, admin, admin_password)
     for name in plan.experiments:
         ensure_experiment(api, name)
+    for name in plan.registered_models:
+        ensure_registered_model(api, name)
     for user in plan.users:
         user_id = ensure_user(api, user.username, passwords[user.username])
         reconcile_grants(
