@@ -11,7 +11,7 @@ URLs point at the in-cluster endpoint, which is what in-cluster registration nee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -72,7 +72,13 @@ class FlyteArgs:
     task_store: str = "s3://datasets"
     # MLflow for pipeline tasks (registration): in-cluster URI and the generated admin password.
     mlflow_uri: pulumi.Input[str] | None = None
+    # The training user's login (never the admin): `Mlflow.login("training")`.
+    mlflow_username: str = "training"
     mlflow_password: pulumi.Input[str] | None = None
+    # Credential generations of what flyte-binary reads (pod annotation: a rotation restarts it).
+    credential_annotations: dict[str, str] = field(default_factory=dict)
+    # What must have run before flyte-binary starts (the database and bucket Jobs).
+    after: tuple[pulumi.Resource, ...] = ()
 
 
 def flyte_values(
@@ -167,6 +173,7 @@ def flyte_values(
         },
         "deployment": {
             "image": {"repository": image_repository, "tag": image_tag, "pullPolicy": "IfNotPresent"},
+            "podAnnotations": dict(args.credential_annotations),
             "resources": args.resources.spec(),
             "extraEnvVars": [
                 pods.secret_env("AWS_ACCESS_KEY_ID", object_store_secret, "accessKey"),
@@ -260,7 +267,7 @@ class Flyte(pulumi.ComponentResource):
                 type="Opaque",
                 string_data={
                     "MLFLOW_TRACKING_URI": args.mlflow_uri,
-                    "MLFLOW_TRACKING_USERNAME": "admin",
+                    "MLFLOW_TRACKING_USERNAME": args.mlflow_username,
                     "MLFLOW_TRACKING_PASSWORD": pulumi.Output.secret(args.mlflow_password or ""),
                 },
                 opts=child,
@@ -286,7 +293,7 @@ class Flyte(pulumi.ComponentResource):
             version=FLYTE_BINARY.version,
             repository_opts={"repo": FLYTE_BINARY.repository},
             values=values,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         if args.monitoring_release is not None:
             k8s.apiextensions.CustomResource(

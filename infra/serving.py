@@ -19,7 +19,7 @@ generated key (`<name>-feedback-key`), so `/feedback` is scored whichever replic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
@@ -234,6 +234,12 @@ class ServedModelArgs:
     mlflow: Reachable  # models are read from the registry
     ray: RayPlatform | None = None  # ray-serve: KubeRay (its release brings the RayService CRD)
     monitoring_release: pulumi.Resource | None = None
+    # The MLflow login's credential generation (`Mlflow.pod_annotation()`): a rotation restarts
+    # the pods, which would otherwise keep polling with the old password and get 401.
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    # What must exist first (the client Secret): a component's depends_on does not hold back its
+    # children (pulumi/pulumi#8721), so the children wait on it themselves.
+    after: tuple[pulumi.Resource, ...] = ()
 
     def __post_init__(self) -> None:
         if self.spec.runtime == "ray-serve" and self.ray is None:
@@ -247,7 +253,8 @@ class ServedModel(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServedModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("naomi:serving:ServedModel", name, None, opts)
-        spec, child = args.spec, pulumi.ResourceOptions(parent=self)
+        spec = args.spec
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.after))
         key = random.RandomPassword(f"{name}-feedback-key", length=48, special=False, opts=child)
         k8s.core.v1.Secret(
             f"{name}-feedback-key",
@@ -270,8 +277,10 @@ class ServedModel(pulumi.ComponentResource):
                     "namespace": args.namespace,
                     "labels": labels("rayservice", spec.name),
                 },
-                spec=ray_service_spec(spec, args.head, args.image),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.ray.operator] if args.ray else []),
+                spec=_annotated(ray_service_spec(spec, args.head, args.image), args.pod_annotations),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*args.after, *([args.ray.operator] if args.ray else [])]
+                ),
             )
         else:
             self._deployment(name, args, child)
@@ -298,6 +307,8 @@ class ServedModel(pulumi.ComponentResource):
     def _deployment(self, name: str, args: ServedModelArgs, child: pulumi.ResourceOptions) -> None:
         spec = args.spec
         manifest = model_server_deployment(spec, args.namespace, args.image)
+        if args.pod_annotations:
+            manifest["spec"]["template"]["metadata"]["annotations"] = dict(args.pod_annotations)
         k8s.apps.v1.Deployment(f"{name}-deployment", **manifest, opts=child)
         k8s.core.v1.Service(
             f"{name}-service",
@@ -353,3 +364,13 @@ def serving_contract(args: ServedModelArgs) -> Contract:
     metrics = METRICS_PORT if spec.runtime == "ray-serve" else "http"
     targets = (ScrapeTarget(served.backend, metrics),) if args.monitoring_release is not None else ()
     return Contract(routes=(served,), flows=tuple(flows), scrape_targets=targets)
+
+
+def _annotated(service_spec: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    """The RayService's head and worker pod templates carry `annotations` (a new value rolls a new
+    cluster: KubeRay's NewCluster upgrade compares the cluster spec's hash)."""
+    if annotations:
+        cluster = service_spec["rayClusterConfig"]
+        for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+            group["template"]["metadata"].setdefault("annotations", {}).update(annotations)
+    return service_spec

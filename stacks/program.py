@@ -16,6 +16,7 @@ from pulumi.runtime import config as runtime_config
 
 from hardware.cluster import MicroK8sCluster, MicroK8sClusterArgs
 from hardware.inventory import Node, Taint
+from infra import credentials
 from infra.contract import ClusterNetwork, Contract, combine, dns_flows
 from infra.flyte import GRPC_PORT as FLYTE_GRPC_PORT
 from infra.flyte import GRPC_SERVICE as FLYTE_GRPC_SERVICE
@@ -399,7 +400,14 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 ray_operator=ray.operator_pods if ray is not None else None,
                 monitoring_release=monitoring_release,
                 mlflow_uri=mlflow.url if mlflow is not None else None,
-                mlflow_password=mlflow.admin_password if mlflow is not None else None,
+                mlflow_password=mlflow.login("training")[1] if mlflow is not None else None,
+                credential_annotations={
+                    **credentials.annotation(
+                        {"postgres": postgres.generation, "objectStore": object_store.generation}
+                    ),
+                    **(mlflow.pod_annotation() if mlflow is not None else {}),
+                },
+                after=(*postgres.ready, *object_store.ready),
             ),
             opts=pulumi.ResourceOptions(
                 provider=access.provider, depends_on=[postgres, object_store, namespaces["workloads"]]
@@ -519,6 +527,8 @@ def serving_layer(
                 mlflow=platform.mlflow,
                 ray=platform.ray,
                 monitoring_release=platform.monitoring.release if platform.monitoring is not None else None,
+                pod_annotations=platform.mlflow.pod_annotation(),
+                after=(secret,),
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[secret]),
         ).contract

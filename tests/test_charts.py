@@ -520,7 +520,12 @@ def test_render_benchmark_smoke_run(archives: Path) -> None:
     lines = result.stdout.splitlines()
     for stack in ("edge-lab", "lab-ha"):
         (timing,) = [line for line in lines if line.startswith(stack)]
-        assert "evaluation" in timing and "chart render" in timing and "rest" in timing
+        assert (
+            "evaluation" in timing
+            and "chart render" in timing
+            and "expansion" in timing
+            and "checks" in timing
+        )
     counts = [line for line in lines if "objects: ours" in line]
     assert len(counts) == 2 and all("chart CRDs 39" in line and "missing: none" in line for line in counts)
 

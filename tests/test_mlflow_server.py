@@ -22,7 +22,7 @@ import httpx
 from minio import Minio
 
 from naomi.render.engine import Evaluation
-from tests.platform_model import admin_login, shared_platform
+from tests.platform_model import admin_login, shared_platform, user_login
 
 PREFIX = "/mlflow"
 
@@ -33,6 +33,7 @@ class Server:
     password: str
     s3: Minio
     metrics_url: str
+    logins: dict[str, str]  # scoped MLflow user -> password, as the rendered users Job made them
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def server(evaluations: dict[str, Evaluation], tmp_path_factory: pytest.TempPath
         password=password,
         s3=platform.s3.client,
         metrics_url=f"http://localhost:{platform.mlflow.port}/metrics",
+        logins=dict(user_login(platform.cluster, identity) for identity in ("serving", "training")),
     )
 
 

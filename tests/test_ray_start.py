@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -52,8 +53,15 @@ def _worker_commands(cluster: dict[str, Any]) -> list[dict[str, Any]]:
     for pod in operators.expand_ray_cluster(scaled):
         if pod["kind"] == "Pod" and pod["metadata"]["labels"]["ray.io/node-type"] == "worker":
             ray = pod["spec"]["containers"][0]
+            env = ray.get("env", [])
             commands.append(
-                {"group": pod["metadata"]["labels"]["ray.io/group"], "argv": ray["command"] + ray["args"]}
+                {
+                    "group": pod["metadata"]["labels"]["ray.io/group"],
+                    "argv": ray["command"] + ray["args"],
+                    # Literal values as the pod has them; values from Secrets are the scenario's.
+                    "env": {e["name"]: e["value"] for e in env if "value" in e},
+                    "secret_env": sorted(e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})),
+                }
             )
     return commands
 
@@ -66,6 +74,8 @@ def test_each_worker_group_joins_with_its_custom_resource(renders: dict[str, Ren
     (cluster,) = [o for o in renders["edge-lab"].kubernetes if o["kind"] == "RayCluster"]
     commands = _worker_commands(cluster)
     assert [c["group"] for c in commands] == ["x86", "pi"]
+    # KubeRay's token auth (authOptions): every node reads the cluster's token from its Secret.
+    assert all(c["env"]["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" in c["secret_env"] for c in commands)
     scenario = subprocess.run(
         [*NETNS, sys.executable, "-m", "tests.test_ray_start"],
         input=json.dumps(commands),
@@ -144,9 +154,10 @@ def _run_worker(
     argv[-1], count = ADDRESS.subn(f" --address={gcs} ", argv[-1])
     assert count == 1, argv
     group = command["group"]
+    pod_env = {**env, **command["env"]}
     with log.open("wb") as output:
         worker = subprocess.Popen(
-            argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=pod_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
     result: dict[str, Any] = {"group": group, "joined": False, "exit_code": None, "resources": {}}
     try:
@@ -179,6 +190,10 @@ def main() -> None:
         "TMPDIR": str(scratch / "tmp"),
         "RAY_TMPDIR": str(scratch / "ray"),
         "RAY_USAGE_STATS_ENABLED": "0",
+        # The cluster's Secret (KubeRay's authOptions): the head and every worker get the same
+        # token; so does this driver.
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     os.environ.update(env)

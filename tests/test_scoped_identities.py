@@ -31,9 +31,7 @@ from tests.platform_model import (
 )
 
 ADMIN_PASSWORD = "<secret:mlflow-admin:result>"
-# infra/flyte.py still writes `username: admin` into flyte-task-mlflow (not this change's file);
-# its owner wires `Mlflow.login("training")` into it (see the report of this change).
-PENDING = {"naomi-workloads/flyte-task-mlflow"}
+PENDING: set[str] = set()  # Secrets known to hold the admin login outside naomi-platform: none
 
 
 def _secrets(rendered: Rendered) -> list[dict[str, Any]]:
@@ -57,9 +55,11 @@ def test_no_secret_outside_the_mlflow_namespace_holds_the_admin_login(
     assert _admin_holders(renders[stack]) - PENDING == set()
 
 
-@pytest.mark.xfail(strict=True, reason="infra/flyte.py: flyte-task-mlflow still carries the admin login")
 def test_flyte_task_pods_hold_the_training_login(renders: dict[str, Rendered]) -> None:
     assert _admin_holders(renders["edge-lab"]) == set()
+    (task,) = [s for s in _secrets(renders["edge-lab"]) if s["metadata"]["name"] == "flyte-task-mlflow"]
+    assert task["stringData"]["MLFLOW_TRACKING_USERNAME"] == "training"
+    assert task["stringData"]["MLFLOW_TRACKING_PASSWORD"] == "<secret:mlflow-user-training:result>"
 
 
 def test_consumers_get_scoped_logins(renders: dict[str, Rendered]) -> None:

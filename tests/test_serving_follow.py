@@ -197,8 +197,10 @@ def model_server_as_rendered(
     env = environment(container, secret=data.secret, config_map=data.config_map)
     assert env["MLFLOW_TRACKING_URI"].startswith("http://mlflow.naomi-platform.svc.cluster.local")
     env["MLFLOW_TRACKING_URI"] = server.url
+    # The serving login (scoped: READ on the registered models), its password as the users Job set it.
+    assert env["MLFLOW_TRACKING_USERNAME"] == "serving"
     assert env["MLFLOW_TRACKING_PASSWORD"].startswith("<secret")  # generated: the test server's
-    env["MLFLOW_TRACKING_PASSWORD"] = server.password
+    env["MLFLOW_TRACKING_PASSWORD"] = server.logins["serving"]
     mounts = {m["mountPath"]: str(tmp_path / m["name"]) for m in container["volumeMounts"]}
     for folder in mounts.values():
         Path(folder).mkdir()
