@@ -296,7 +296,7 @@ class FakeRegistry(BaseHTTPRequestHandler):
 def registry() -> Iterator[str]:
     FakeRegistry.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeRegistry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
