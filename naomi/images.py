@@ -251,7 +251,7 @@ class RegistryClient:
     def __init__(self, endpoints: Mapping[str, str] | None = None, timeout: float = 20.0) -> None:
         self.endpoints = dict(endpoints or {})
         self.timeout = timeout
-        self._tokens: dict[tuple[str, str], str] = {}
+        self._tokens: dict[tuple[str, str], str] = {}  # (host, repository) -> token
 
     def base_url(self, domain: str) -> str:
         return self.endpoints.get(domain) or REGISTRY_HOSTS.get(domain) or f"https://{domain}"
@@ -278,20 +278,26 @@ class RegistryClient:
         return (platform,) if platform else ()
 
     def _get(self, url: str, location: ImageLocation, accept: str) -> tuple[bytes, str]:
-        key = (location.domain, location.repository)
-        try:
-            return self._request(url, accept, self._tokens.get(key))
-        except urllib.error.HTTPError as error:
-            if error.code != 401 or key in self._tokens:
-                raise self._error(error, url) from None
-            challenge = str(error.headers.get("WWW-Authenticate") or "")
-            # A redirect (registry.k8s.io to its backends) may have led here: retry where it did.
-            answered = str(getattr(error, "url", None) or error.filename or url)
-        self._tokens[key] = self._token(challenge, location, url)
-        try:
-            return self._request(answered, accept, self._tokens[key])
-        except urllib.error.HTTPError as error:
-            raise self._error(error, url) from None
+        """GET with the registry's token, fetched on its 401 challenge. The host that challenges may
+        be another than the one asked (registry.k8s.io redirects to its backends), so tokens are
+        kept per host and the request is retried where the redirect led."""
+        target = url
+        for _ in range(3):
+            token = self._tokens.get(_host_key(target, location))
+            try:
+                return self._request(target, accept, token)
+            except urllib.error.HTTPError as error:
+                if error.code != 401:
+                    raise self._error(error, url) from None
+                answered = str(getattr(error, "url", None) or target)
+                if answered == target and token is not None:
+                    raise RegistryError(f"{url}: 401 {error.reason} with the registry's own token") from None
+                key = _host_key(answered, location)
+                if key not in self._tokens:
+                    challenge = str(error.headers.get("WWW-Authenticate") or "")
+                    self._tokens[key] = self._token(challenge, location, url)
+                target = answered
+        raise RegistryError(f"{url}: still 401 after authenticating")
 
     def _request(self, url: str, accept: str, token: str | None) -> tuple[bytes, str]:
         request = urllib.request.Request(url, headers={"Accept": accept})
@@ -333,6 +339,10 @@ class RegistryClient:
         if error.code == 404:
             return ImageNotFound(f"{url}: not found")
         return RegistryError(f"{url}: {error.code} {error.reason}")
+
+
+def _host_key(url: str, location: ImageLocation) -> tuple[str, str]:
+    return (urllib.parse.urlsplit(url).netloc, location.repository)
 
 
 def _json(body: bytes, url: str) -> dict[str, Any]:

@@ -229,6 +229,7 @@ MANIFESTS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("library/postgres", "17.6-bookworm"): (INDEX, _index(INDEX, AMD64, ARM64, ATTESTATION)),
     ("library/traefik", "v3.7.11"): (INDEX, _index(INDEX, AMD64)),
     ("kuberay/operator", "v1.7.0"): (LIST, _index(LIST, AMD64, ARM64)),
+    ("kube-state-metrics/kube-state-metrics", "v2.20.0"): (LIST, _index(LIST, AMD64, ARM64)),
     ("rayproject/ray", "2.60.0-py311-cpu"): (
         DOCKER_MANIFEST,
         {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": {"digest": CONFIG_DIGEST}, "layers": []},
@@ -237,8 +238,9 @@ MANIFESTS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 
 
 class FakeRegistry(BaseHTTPRequestHandler):
-    """A registry with the anonymous token flow: 401 with a Bearer challenge, a token endpoint, and
-    blobs redirected to storage that refuses requests carrying the registry's token."""
+    """A registry with the anonymous token flow: 401 with a Bearer challenge, a token endpoint,
+    blobs redirected to storage that refuses requests carrying the registry's token, and (as
+    registry.k8s.io does) kube-state-metrics answered by a backend the front redirects to."""
 
     seen: list[tuple[str, str, str]] = []  # (path, Accept, Authorization)
 
@@ -269,7 +271,13 @@ class FakeRegistry(BaseHTTPRequestHandler):
             if authorization:
                 return self._send(400, {"error": "only one auth mechanism allowed"})
             return self._send(200, {"os": "linux", "architecture": "amd64"})
-        match = re.fullmatch(r"/v2/(.+)/(manifests|blobs)/([^/]+)", self.path)
+        if self.path.startswith("/v2/kube-state-metrics/"):
+            self.send_response(307)
+            self.send_header("Location", f"{host}/backend{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        match = re.fullmatch(r"(?:/backend)?/v2/(.+)/(manifests|blobs)/([^/]+)", self.path)
         assert match, self.path
         repository, kind, reference = match.groups()
         if authorization != f"Bearer token-for-{repository.replace('/', '%2F')}":
@@ -308,6 +316,11 @@ def test_the_client_reads_an_index_a_single_manifest_and_a_missing_tag(registry:
     assert client.platforms("postgres:17.6-bookworm") == ("linux/amd64", "linux/arm64/v8")
     assert client.platforms("quay.io/kuberay/operator:v1.7.0") == ("linux/amd64", "linux/arm64/v8")
     assert client.platforms(RAY_IMAGES["amd64"]) == ("linux/amd64",)
+    ksm = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
+    assert images.RegistryClient({"registry.k8s.io": registry}, 5).platforms(ksm) == (
+        "linux/amd64",
+        "linux/arm64/v8",
+    )
     with pytest.raises(
         images.ImageNotFound, match=r"/v2/pgsty/mc/manifests/RELEASE.2025-08-13T08-35-41Z: not found"
     ):
@@ -316,6 +329,8 @@ def test_the_client_reads_an_index_a_single_manifest_and_a_missing_tag(registry:
     assert first_path == "/v2/library/postgres/manifests/17.6-bookworm" and first_authorization == ""
     assert INDEX in first_accept and LIST in first_accept
     assert FakeRegistry.seen[2][2] == "Bearer token-for-library%2Fpostgres"
+    backend = [auth for path, _, auth in FakeRegistry.seen if path.startswith("/backend/")]
+    assert backend == ["", "Bearer token-for-kube-state-metrics%2Fkube-state-metrics"]  # challenged there
     # The blob's redirect to storage went without the token (the storage refuses it otherwise).
     assert [auth for path, _, auth in FakeRegistry.seen if path.startswith("/storage/")] == [""]
 
