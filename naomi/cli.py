@@ -10,10 +10,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from naomi.images import ImageUse
 
 from workloads import catalogue
 
@@ -150,6 +153,97 @@ def charts_pull(
                 f'digest="{digest}",  # {charts.pinned_name(chart)} ({chart.name} {chart.version})',
                 markup=False,
             )
+
+
+images_app = typer.Typer(no_args_is_help=True, help="The container images the platform runs.")
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("check")
+def images_check(
+    stack: Annotated[
+        str | None,
+        typer.Option(help="check the images this stack runs (default: every image of the evidence table)"),
+    ] = None,
+    image: Annotated[list[str] | None, typer.Option(help="check only this image (repeatable)")] = None,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option(help="REGISTRY=URL: ask URL instead of the registry, e.g. a mirror (repeatable)"),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option(help="no network: judge the images against the evidence table only")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="seconds per registry request")] = 20.0,
+    charts_cache: Annotated[
+        Path | None,
+        typer.Option("--charts", help="chart cache (default: $NAOMI_CHARTS, else ~/.cache/naomi/charts)"),
+    ] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Ask each image's registry which platforms it really has and compare with the evidence table
+    (infra/versions.py IMAGE_EVIDENCE); exit code 1 on a mismatch or a missing image, 2 when a
+    registry could not be asked."""
+    from infra.versions import IMAGE_EVIDENCE, PREBUILT_IMAGES
+    from naomi import images as checks
+
+    endpoints = {}
+    for item in endpoint or []:
+        name, separator, url = item.partition("=")
+        if not separator or not name or not url:
+            raise _fail(f"--endpoint {item!r}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000")
+        endpoints[name] = url.rstrip("/")
+    if stack is not None:
+        uses = [
+            u for u in _stack_image_uses(stack, charts_cache, project_dir) if not image or u.image in image
+        ]
+        needed = checks.needed_architectures(uses)
+        problems = checks.evidence_problems(uses)
+    else:
+        needed = {ref: () for ref in image or [*IMAGE_EVIDENCE, *PREBUILT_IMAGES.values()]}
+        problems = [
+            f"{ref}: {'no evidence entry' if strength == 'missing' else 'the evidence shows no platform'}"
+            for ref, _, _, strength, _ in checks.evidence_rows(needed)
+            if strength in ("missing", "none")
+        ]
+    if offline:
+        for ref, *evidence in checks.evidence_rows(needed):
+            lands = ", ".join(needed[ref]) or "-"
+            out.print(" | ".join([ref, f"lands on {lands}", *evidence]), markup=False)
+        for problem in problems:
+            out.print(f"problem: {problem}", markup=False)
+        raise typer.Exit(code=1 if problems else 0)
+    results = checks.check_online(needed, checks.RegistryClient(endpoints, timeout=timeout))
+    for line in checks.online_report(results):
+        out.print(line, markup=False)
+    if any(result.failed for result in results):
+        raise typer.Exit(code=1)
+    if any(result.status == "error" for result in results):
+        raise typer.Exit(code=2)
+
+
+def _stack_image_uses(stack: str, charts_cache: Path | None, project_dir: Path | None) -> list[ImageUse]:
+    """Every container of every pod the stack will run (its cluster model, chart objects included)."""
+    from naomi.cluster.charts import cache_dir
+    from naomi.cluster.checks import cluster_model, inventory
+    from naomi.images import image_uses
+    from naomi.render.engine import evaluate_stack
+    from naomi.render.tree import render as render_tree
+
+    project = (project_dir or find_project_dir()).resolve()
+    if stack not in available_stacks(project):
+        raise _fail(f"unknown stack {stack!r}; stacks: {', '.join(available_stacks(project))}")
+    try:
+        evaluation = evaluate_stack(project, stack)
+        rendered = render_tree(evaluation, charts_cache=cache_dir(charts_cache))
+    except Exception as error:
+        raise _fail(_one_line(error)) from None
+    if rendered.charts_missing:
+        err.print(
+            f"charts missing from the cache: {', '.join(rendered.charts_missing)} (run: naomi charts pull); "
+            "their images are not checked",
+            markup=False,
+        )
+    return image_uses(cluster_model(rendered), inventory(evaluation))
 
 
 def _one_line(error: BaseException) -> str:
