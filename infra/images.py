@@ -1,9 +1,10 @@
 """naomi's own container images: built multi-arch with buildx and deployed by digest, or pinned.
 
-Three images (build contexts in `images/`): `naomi-ray` (the cluster's Ray and Python with the
+Five images (build contexts in `images/`): `naomi-ray` (the cluster's Ray and Python with the
 workload dependencies and `workloads/` baked in: Ray pools, RayJobs, RayServices), `naomi-workloads`
 (Flyte task pods, the registration and seed-data Jobs, the trigger receiver) and
-`naomi-model-server` (serving runtime `deployment`). With `images.build` each is a
+`naomi-model-server` (serving runtime `deployment`), `naomi-mlflow` (the tracking server and the
+operations Jobs) and `naomi-minio` (the MinIO server built from source). With `images.build` each is a
 pulumi-docker-build `Image` for linux/amd64 and linux/arm64, pushed to `images.registry` under a tag
 derived from a hash of its build inputs, and consumers get `ref` (`<tag>@sha256:<digest>`), so a
 code change rolls exactly the workloads that run it. Without it, the pinned release builds in
@@ -27,12 +28,14 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "naomi-workloads": ("workloads",),
     "naomi-model-server": ("workloads/common",),
     "naomi-mlflow": (),
+    "naomi-minio": (),
 }
 FOLDERS = {
     "naomi-ray": "ray",
     "naomi-workloads": "workloads",
     "naomi-model-server": "model-server",
     "naomi-mlflow": "mlflow",
+    "naomi-minio": "minio",
 }
 
 

@@ -28,7 +28,7 @@ from infra import credentials, pods
 from infra.contract import Addresses, Contract, Flow, Pods, Route, tcp
 from infra.naming import labels, selector_labels
 from infra.profiles import Resources
-from infra.versions import MINIO_IMAGE
+from infra.versions import MINIO_IMAGE, MINIO_RELEASE
 
 S3_PORT = 9000
 CONSOLE_PORT = 9001
@@ -50,7 +50,7 @@ class ObjectStoreArgs:
     namespace: str
     mode: Literal["minio", "external"] = "minio"
     buckets: tuple[str, ...] = ("datasets", "mlflow", "flyte", "ray", "backups")
-    image: str = MINIO_IMAGE
+    image: pulumi.Input[str] = MINIO_IMAGE  # naomi-minio's release build, or its built digest
     # naomi-mlflow (Python + minio-py): runs the setup Job; required in minio mode
     client_image: pulumi.Input[str] | None = None
     volume_size: str = "20Gi"
@@ -197,7 +197,7 @@ class ObjectStore(pulumi.ComponentResource):
             component="object-store",
             instance=name,
             namespace=args.namespace,
-            image=args.image,
+            version=args.image if isinstance(args.image, str) else MINIO_RELEASE,
             uid=MINIO_UID,
             container=pods.container(
                 "minio",

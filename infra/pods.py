@@ -109,7 +109,7 @@ def stateful_set(
     component: str,
     instance: str,
     namespace: pulumi.Input[str],
-    image: str,
+    version: str,  # the `app.kubernetes.io/version` label: an image tag or the release
     uid: int,
     container: dict[str, Any],
     volume_size: str,
@@ -122,7 +122,7 @@ def stateful_set(
 
     `pod_annotations` go on the pod template: a change rolls the pod (credential generations).
     """
-    pod_labels = labels(component, instance, version=image)
+    pod_labels = labels(component, instance, version=version)
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "nodeSelector": dict(node_selector),

@@ -202,7 +202,7 @@ class Postgres(pulumi.ComponentResource):
             component="postgres",
             instance=name,
             namespace=args.namespace,
-            image=args.image,
+            version=args.image,
             uid=POSTGRES_UID,
             container=pods.container(
                 "postgres",

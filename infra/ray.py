@@ -413,7 +413,7 @@ class RayPlatform(pulumi.ComponentResource):
             component="redis",
             instance="redis",
             namespace=args.namespace,
-            image=REDIS_IMAGE,
+            version=REDIS_IMAGE,
             uid=10001,
             container=pods.container(
                 "redis",

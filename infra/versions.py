@@ -54,9 +54,6 @@ RAY_IMAGES = {
 # is `FROM debian:bookworm-slim` (dash as /bin/sh, bash) with postgresql-17's psql, pg_dump,
 # pg_restore and pg_isready on PATH (`ENV PATH $PATH:/usr/lib/postgresql/$PG_MAJOR/bin`).
 POSTGRES_IMAGE = "docker.io/library/postgres:17.6-bookworm"
-# MinIO community images are no longer published upstream (source-only since Oct 2025);
-# pgsty/minio is a maintained, multi-arch rebuild of the same server. Configurable per stack.
-MINIO_IMAGE = "docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"
 # No object-store client image: `docker.io/pgsty/mc:RELEASE.2025-08-13T08-35-41Z` was not a tag
 # that repository publishes, and nothing showed it has the /bin/sh the Jobs ran. The object-store
 # setup Job, the backup upload and the restore fetch run Python (workloads/ops, minio-py) on
@@ -73,8 +70,14 @@ FLYTE_IMAGE = "cr.flyte.org/flyteorg/flyte-binary-release:v1.16.8"
 # otherwise these release builds (published by .github/workflows/images.yml) are used.
 NAOMI_VERSION = "0.1.0"
 NAOMI_IMAGE_REPOSITORY = "ghcr.io/naomi-mlops"
-NAOMI_IMAGES = ("naomi-ray", "naomi-workloads", "naomi-model-server", "naomi-mlflow")
+NAOMI_IMAGES = ("naomi-ray", "naomi-workloads", "naomi-model-server", "naomi-mlflow", "naomi-minio")
 PREBUILT_IMAGES = {name: f"{NAOMI_IMAGE_REPOSITORY}/{name}:{NAOMI_VERSION}" for name in NAOMI_IMAGES}
+# MinIO: community images are no longer published upstream (source-only since October 2025), and
+# nothing read shows pgsty/minio (the maintained fork) published an image under the release we pin
+# (IMAGE_EVIDENCE below, strength "none"). naomi-minio builds that release from source
+# (images/minio/Dockerfile: the tag, checked against its commit). `objectStore.image` overrides it.
+MINIO_RELEASE = "RELEASE.2025-12-03T12-00-00Z"
+MINIO_IMAGE = PREBUILT_IMAGES["naomi-minio"]
 IMAGE_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 # Images published for both linux/amd64 and linux/arm64. Anything else (the amd64 Ray tag) must

@@ -32,7 +32,6 @@ from infra.postgres import BackupTarget, Postgres, PostgresArgs
 from infra.profiles import PROFILES
 from infra.ray import RayPlatform, RayPlatformArgs, RayPool
 from infra.serving import ModelSpec, ServedModel, ServedModelArgs
-from infra.versions import MINIO_IMAGE
 from infra.workloads import (
     MetricTrigger,
     Schedule,
@@ -260,7 +259,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
             namespace=platform_ns,
             mode=store.mode,
             buckets=store.buckets,
-            image=store.image or MINIO_IMAGE,
+            image=store.image or images.refs["naomi-minio"],
             volume_size=store.size or profile.object_store_volume,
             resources=profile.object_store,
             job_resources=profile.helper,

@@ -34,7 +34,7 @@ def test_dockerfile_is_hadolint_clean_pinned_and_non_root(dockerfile: Path) -> N
     result = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = dockerfile.read_text()
-    bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    bases = re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", text, flags=re.MULTILINE)
     for base in bases:
         if base.startswith("base-"):
             continue  # the per-architecture stage chosen by TARGETARCH
