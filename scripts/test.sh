@@ -22,8 +22,8 @@ export RAY_USAGE_STATS_ENABLED=0 MLFLOW_DISABLE_TELEMETRY=true
 "$py/python" -c 'from tests.userland import unavailable, userland; unavailable() or userland()' \
   || echo "test.sh: could not build the Debian userland; its tests will say why" >&2
 if unshare -n true 2>/dev/null && command -v ip >/dev/null 2>&1; then
-  unshare -n bash -c 'ip link set lo up && exec "$@"' bash "$py/pytest" -q "$@"
+  unshare -n bash -c 'ip link set lo up && exec "$@"' bash "$py/pytest" -q --durations=25 "$@"
 else
   echo "test.sh: no 'unshare -n' here; tests that start Ray are skipped (they fail under CI=true)" >&2
-  "$py/pytest" -q "$@"
+  "$py/pytest" -q --durations=25 "$@"
 fi

@@ -184,6 +184,10 @@ def test_promotion_reaches_the_next_request_without_an_error(following: Followin
     assert f'naomi_serving_model_version{{model="{MODEL}"}} {float(version)}' in metrics
 
 
+RENDERED_URI = "models:/qoe/1"  # edge-lab's qoe-edge pins version 1
+ABSENT_URI = "models:/qoe/900001"
+
+
 @pytest.fixture
 def model_server_as_rendered(
     renders: dict[str, Rendered],
@@ -206,6 +210,11 @@ def model_server_as_rendered(
         Path(folder).mkdir()
     env = dict(zip(env, rewrite_paths(list(env.values()), mounts), strict=True))
     argv = rewrite_paths(command_line(container, env, entrypoint("model-server")), mounts)
+    # The session's MLflow is shared: other tests may have registered qoe versions already. The
+    # rendered pin (models:/qoe/1) becomes a version nobody registers, of the same model (the
+    # serving login may read it: the users Job granted READ on it).
+    assert argv.count(RENDERED_URI) == 1, argv
+    argv = [ABSENT_URI if word == RENDERED_URI else word for word in argv]
     process = start_as_rendered(argv, env, tmp_path)
     try:
         yield container, process, tmp_path / "server.log"
@@ -218,7 +227,7 @@ def test_model_server_as_rendered_is_ready_without_its_model(model_server_as_ren
     """Its model (`models:/qoe/1`) does not exist yet: alive, ready (Pulumi's rollout completes),
     and /predict says what it waits for."""
     container, process, log = model_server_as_rendered
-    assert container["args"] == ["--model-uri", "models:/qoe/1"]
+    assert container["args"] == ["--model-uri", RENDERED_URI]
     ready = probe_until(container, "readinessProbe", process, log)
     assert ready.json()["ready"] is True
     alive = probe_until(container, "livenessProbe", process, log)
@@ -227,4 +236,5 @@ def test_model_server_as_rendered_is_ready_without_its_model(model_server_as_ren
     assert port is not None
     answer = httpx.post(f"http://127.0.0.1:{port.port}/predict", json={"inputs": [[1.0]]})
     assert answer.status_code == 503
-    assert answer.json() == {"error": "no model yet: registered model 'qoe' has no version 1 yet"}
+    version = ABSENT_URI.rsplit("/", 1)[1]
+    assert answer.json() == {"error": f"no model yet: registered model 'qoe' has no version {version} yet"}
