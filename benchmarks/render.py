@@ -101,6 +101,8 @@ def main() -> None:
     for stack in STACKS:
         seconds, rendered = best_of(runs, lambda s=stack: one_run(s, cache))
         crds = sum(1 for item in rendered.chart_objects if item.crd)
+        # The operator charts' CRDs are applied by the program itself (infra.charts): ours.
+        applied = sum(1 for obj in rendered.kubernetes if obj["kind"] == "CustomResourceDefinition")
         print(
             f"{stack:9s} total {seconds['total']:5.2f} s = evaluation {seconds['evaluation']:5.2f} s"
             f" + chart render {seconds['charts']:5.2f} s + tree {seconds['rest']:5.2f} s"
@@ -108,8 +110,8 @@ def main() -> None:
             f" + checks {seconds['checks']:5.2f} s   target <= 5 s"
         )
         print(
-            f"{'':9s} objects: ours {len(rendered.kubernetes)}, chart objects "
-            f"{len(rendered.chart_objects) - crds}, chart CRDs {crds}, "
+            f"{'':9s} objects: ours {len(rendered.kubernetes) - applied}, chart objects "
+            f"{len(rendered.chart_objects) - crds}, chart CRDs {crds + applied}, "
             f"releases {len(rendered.helm)} (missing: {', '.join(rendered.charts_missing) or 'none'})"
         )
 

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import pods
+from infra.charts import ReleaseSettings, chart_release
 from infra.contract import ClusterNetwork, Contract, Flow, Pods, Reachable, Route, ScrapeTarget, tcp
 from infra.naming import labels
 from infra.profiles import Resources
@@ -79,6 +80,7 @@ class FlyteArgs:
     credential_annotations: dict[str, str] = field(default_factory=dict)
     # What must have run before flyte-binary starts (the database and bucket Jobs).
     after: tuple[pulumi.Resource, ...] = ()
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
 
 
 def flyte_values(
@@ -284,16 +286,17 @@ class Flyte(pulumi.ComponentResource):
             )
         )
         # Helm release: flyte-binary creates its CRD (flyteworkflows) on start and relies on
-        # chart-managed RBAC; a release keeps the upstream lifecycle intact.
-        self.release = k8s.helm.v3.Release(
+        # chart-managed RBAC; a release keeps the upstream lifecycle intact. Its chart has no
+        # crds/ folder, so no CRDs are applied for it.
+        self.release, _ = chart_release(
             name,
-            name=RELEASE,
+            chart=FLYTE_BINARY,
+            release=RELEASE,
             namespace=args.namespace,
-            chart=FLYTE_BINARY.name,
-            version=FLYTE_BINARY.version,
-            repository_opts={"repo": FLYTE_BINARY.repository},
             values=values,
+            settings=args.release,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+            crds=False,
         )
         if args.monitoring_release is not None:
             k8s.apiextensions.CustomResource(

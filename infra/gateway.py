@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
+from infra.charts import ReleaseSettings, chart_release
 from infra.contract import ClusterNetwork, Contract, Flow, Pods, Route, tcp
 from infra.naming import PART_OF, labels
 from infra.profiles import Resources
@@ -51,6 +52,7 @@ class GatewayArgs:
     provided: ProvidedCertificate | None = None
     network: ClusterNetwork
     extra_values: dict[str, Any] = field(default_factory=dict)
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
 
     def __post_init__(self) -> None:
         if not 30000 <= self.node_port <= 32767:
@@ -188,17 +190,15 @@ class Gateway(pulumi.ComponentResource):
             )
         )
 
-        # Helm release: the chart installs Traefik's CRDs before the controller (hooks/crds/),
-        # which helm.v4.Chart in the same run cannot guarantee (pulumi-kubernetes #3176).
-        release = k8s.helm.v3.Release(
+        # Helm release (its hooks and lifecycle kept); Traefik's CRDs are applied before it by
+        # infra.charts.ChartCrds, from the same chart archive, and upgraded with it.
+        release, _ = chart_release(
             name,
-            name="traefik",
+            chart=TRAEFIK,
+            release="traefik",
             namespace=args.namespace,
-            chart=TRAEFIK.name,
-            version=TRAEFIK.version,
-            repository_opts={"repo": TRAEFIK.repository},
             values=traefik_values(args),
-            skip_await=False,
+            settings=args.release,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tls_secret, users_secret]),
         )
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[release])

@@ -23,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.charts import ReleaseSettings, chart_release
 from infra.contract import ClusterNetwork, Contract, Flow, Pods, Route, ScrapeTarget, tcp
 from infra.naming import labels
 from infra.profiles import Resources
@@ -53,6 +54,7 @@ class MonitoringArgs:
     trigger_webhook_url: str | None = None  # the retraining-trigger receiver (workloads layer)
     network: ClusterNetwork
     storage_node_selector: dict[str, str] = field(default_factory=lambda: {"kubernetes.io/arch": "amd64"})
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
 
 
 _SIDECAR_RESOURCES = {
@@ -467,16 +469,17 @@ class Monitoring(pulumi.ComponentResource):
             rules=[{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
             opts=child,
         )
-        # Helm release: the chart installs the prometheus-operator CRDs (ServiceMonitor,
-        # PodMonitor, PrometheusRule) that other components' custom resources depend on.
-        self.release = k8s.helm.v3.Release(
+        # Helm release; the prometheus-operator CRDs (ServiceMonitor, PodMonitor,
+        # PrometheusRule, ...) that other components' custom resources depend on are applied
+        # before it (infra.charts.ChartCrds, from the chart archive, upgraded with it). Other
+        # components depend on the release, so on the CRDs and the running operator.
+        self.release, _ = chart_release(
             name,
-            name=RELEASE,
+            chart=KUBE_PROMETHEUS_STACK,
+            release=RELEASE,
             namespace=args.namespace,
-            chart=KUBE_PROMETHEUS_STACK.name,
-            version=KUBE_PROMETHEUS_STACK.version,
-            repository_opts={"repo": KUBE_PROMETHEUS_STACK.repository},
             values=monitoring_values(args),
+            settings=args.release,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]),
         )
         dashboards = {

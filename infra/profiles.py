@@ -47,6 +47,15 @@ class Profile:
     prometheus_operator: Resources
     kube_state_metrics: Resources
     helper: Resources  # short-lived Jobs (bucket setup, backups)
+    # How long each Helm release may take to become ready (and each of its hooks to finish) before
+    # `pulumi up` fails it; pulumi-kubernetes' default is 300 s. A first install pulls every
+    # image, one at a time per node (the kubelet's serializeImagePulls defaults to true), and a
+    # Raspberry Pi unpacks layers onto its SD card slowly: kube-prometheus-stack's Grafana,
+    # sidecar, kube-state-metrics, operator and two certificate hook Jobs, then Grafana's first
+    # database migration, take several minutes there. Estimates, not measurements (no cluster
+    # here): edge (Pis in the pools) 900 s, about three times that; lab and full (x86 nodes with
+    # SSDs, wired) 600 s. A longer bound only delays the report of a real failure.
+    release_timeout_seconds: int
 
 
 _SMALL_HELPER = Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="256Mi")
@@ -84,6 +93,7 @@ PROFILES: dict[ProfileName, Profile] = {
             cpu_request="20m", memory_request="64Mi", cpu_limit="200m", memory_limit="192Mi"
         ),
         helper=_SMALL_HELPER,
+        release_timeout_seconds=900,
     ),
     "lab": Profile(
         name="lab",
@@ -110,6 +120,7 @@ PROFILES: dict[ProfileName, Profile] = {
             cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"
         ),
         helper=_SMALL_HELPER,
+        release_timeout_seconds=600,
     ),
     "full": Profile(
         name="full",
@@ -136,5 +147,6 @@ PROFILES: dict[ProfileName, Profile] = {
             cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"
         ),
         helper=_SMALL_HELPER,
+        release_timeout_seconds=600,
     ),
 }

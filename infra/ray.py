@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import pods
+from infra.charts import ReleaseSettings, chart_release
 from infra.contract import ClusterNetwork, Contract, Flow, Pods, Route, ScrapeTarget, tcp
 from infra.naming import MANAGED_BY, PART_OF, labels, selector_labels
 from infra.profiles import Resources
@@ -59,6 +60,7 @@ class RayPlatformArgs:
     network: ClusterNetwork | None = None  # required by RayPlatform (not by the pod builders)
     # The kube-prometheus-stack release: ServiceMonitor/PodMonitor need its CRDs first.
     monitoring_release: pulumi.Resource | None = None
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
 
     def __post_init__(self) -> None:
         names = [pool.name for pool in self.pools]
@@ -293,16 +295,16 @@ class RayPlatform(pulumi.ComponentResource):
             raise ValueError("RayPlatformArgs.network is required for the Ray platform (its flows)")
         network = args.network
         child = pulumi.ResourceOptions(parent=self)
-        # Helm release: the chart installs the ray.io CRDs before the operator; our RayCluster
-        # depends on the release, so it is created only once the CRD exists.
-        self.operator = k8s.helm.v3.Release(
+        # Helm release; the ray.io CRDs are applied before it (infra.charts.ChartCrds, from the
+        # chart archive, upgraded with it) and our RayCluster depends on the release, so it is
+        # created only once the CRD exists and the operator runs.
+        self.operator, _ = chart_release(
             f"{name}-operator",
-            name="kuberay-operator",
+            chart=KUBERAY_OPERATOR,
+            release="kuberay-operator",
             namespace=args.namespace,
-            chart=KUBERAY_OPERATOR.name,
-            version=KUBERAY_OPERATOR.version,
-            repository_opts={"repo": KUBERAY_OPERATOR.repository},
             values=operator_values(args),
+            settings=args.release,
             opts=child,
         )
         spec = cluster_spec(head_group(args), [worker_group(args, pool) for pool in args.pools])

@@ -369,6 +369,10 @@ def normalise_image_ref(ref: str) -> str:
     return f"{domain}/{path}" + (f"@{digest}" if digest else "")
 
 
+def _evidence_entry(normalised: str) -> ImageEvidence | None:
+    return IMAGE_EVIDENCE.get(normalised) or IMAGE_EVIDENCE.get(normalised.split("@", 1)[0])
+
+
 def own_image_name(ref: str) -> str | None:
     """`naomi-ray` for any registry's naomi-ray image (tag or digest), else None."""
     last = normalise_image_ref(ref).split("@", 1)[0].rsplit("/", 1)[-1]
@@ -377,9 +381,19 @@ def own_image_name(ref: str) -> str | None:
 
 
 def image_evidence(ref: str) -> ImageEvidence | None:
-    """The evidence for an image reference (a tag pinned with a digest too is judged by its tag)."""
+    """The evidence for an image reference (a tag pinned with a digest too is judged by its tag).
+
+    A registry mirror's copy (`naomi:images.mirror`: `<mirror>/<the fully qualified upstream
+    reference>`, infra.images.ImageMirror) is judged by the upstream reference it copies: the
+    offline runbook copies every platform of it (docs/runbooks/offline-install.md)."""
     normalised = normalise_image_ref(ref)
-    found = IMAGE_EVIDENCE.get(normalised) or IMAGE_EVIDENCE.get(normalised.split("@", 1)[0])
+    found = _evidence_entry(normalised)
+    # A copy's upstream reference is a suffix after one of its `/`s (the mirror's path).
+    for position, character in enumerate(normalised):
+        if found is not None:
+            break
+        if character == "/":
+            found = _evidence_entry(normalised[position + 1 :])
     if found is not None:
         return found
     own = own_image_name(ref)

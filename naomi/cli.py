@@ -6,9 +6,12 @@ line on stderr and exit code 2; nothing is written in that case.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -73,8 +76,6 @@ def render(
     project_dir: ProjectDir = None,
 ) -> None:
     """Evaluate a stack offline under Pulumi's mock runtime and write its render tree."""
-    import os
-
     from naomi.cluster.charts import REQUIRE_ENV, cache_dir
     from naomi.render.diff import diff_against_revision
     from naomi.render.engine import evaluate_stack
@@ -88,15 +89,14 @@ def render(
     cache = cache_dir(charts_cache)
     started = time.perf_counter()
     try:
-        evaluation = evaluate_stack(project, stack, preview=preview)
-        rendered = render_tree(evaluation, charts_cache=cache)
-        missing = (
-            f"charts missing from the cache: {', '.join(rendered.charts_missing)} (run: naomi charts pull)"
-        )
-        if rendered.charts_missing and os.environ.get(REQUIRE_ENV) == "1":
-            raise _fail(missing)
-        write(rendered, target)
-        changes = diff_against_revision(project, diff, stack, rendered.files) if diff else None
+        with _chart_cache(charts_cache):
+            evaluation = evaluate_stack(project, stack, preview=preview)
+            rendered = render_tree(evaluation, charts_cache=cache)
+            missing = f"charts missing from the cache: {', '.join(rendered.charts_missing)} (run: naomi charts pull)"
+            if rendered.charts_missing and os.environ.get(REQUIRE_ENV) == "1":
+                raise _fail(missing)
+            write(rendered, target)
+            changes = diff_against_revision(project, diff, stack, rendered.files) if diff else None
     except typer.Exit:
         raise
     except Exception as error:
@@ -107,10 +107,11 @@ def render(
         f"{len(rendered.helm)} Helm releases -> {target} ({seconds:.2f} s)"
     )
     crds = sum(1 for item in rendered.chart_objects if item.crd)
+    applied = sum(1 for obj in rendered.kubernetes if obj.get("kind") == "CustomResourceDefinition")
     rendered_releases = len(rendered.helm) - len(rendered.charts_missing)
     err.print(
         f"chart objects: {len(rendered.chart_objects) - crds} and {crds} CRDs from {rendered_releases} "
-        f"Helm releases (cache {cache})",
+        f"Helm releases, {applied} chart CRDs applied before them (cache {cache})",
         markup=False,
     )
     if rendered.charts_missing:
@@ -193,9 +194,14 @@ def images_check(
             raise _fail(f"--endpoint {item!r}: expected REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000")
         endpoints[name] = url.rstrip("/")
     if stack is not None:
-        uses = [
-            u for u in _stack_image_uses(stack, charts_cache, project_dir) if not image or u.image in image
-        ]
+        uses, _, missing = _stack_image_uses(stack, charts_cache, project_dir)
+        if missing:
+            err.print(
+                f"charts missing from the cache: {', '.join(missing)} (run: naomi charts pull); "
+                "their images are not checked",
+                markup=False,
+            )
+        uses = [u for u in uses if not image or u.image in image]
         needed = checks.needed_architectures(uses)
         problems = checks.evidence_problems(uses)
     else:
@@ -221,8 +227,41 @@ def images_check(
         raise typer.Exit(code=2)
 
 
-def _stack_image_uses(stack: str, charts_cache: Path | None, project_dir: Path | None) -> list[ImageUse]:
-    """Every container of every pod the stack will run (its cluster model, chart objects included)."""
+@images_app.command("list")
+def images_list(
+    stack: Annotated[str, typer.Option(help="stack name: stacks/Pulumi.<stack>.yaml")],
+    charts_cache: Annotated[
+        Path | None,
+        typer.Option("--charts", help="chart cache (default: $NAOMI_CHARTS, else ~/.cache/naomi/charts)"),
+    ] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Print every image the stack runs (ours, the charts', the operators' pods) with the
+    architectures its nodes need, tab-separated: source, architectures, pulled as (the mirror's
+    copy when naomi:images.mirror is set). For mirroring a registry before an offline install."""
+    from naomi.cluster.charts import cache_dir
+    from naomi.images import mirror_list, mirror_of, mirror_table
+
+    uses, config, missing = _stack_image_uses(stack, charts_cache, project_dir)
+    if missing:
+        # Their pods (and images) are unknown: an incomplete list would leave the mirror short.
+        cache = cache_dir(charts_cache)
+        raise _fail(
+            f"charts missing from the cache {cache}: {', '.join(missing)}; their images are unknown "
+            f"(run: naomi charts pull --cache {cache})"
+        )
+    mirror = mirror_of(config)
+    entries = mirror_list(uses, mirror)
+    sys.stdout.write(mirror_table(entries))
+    where = f"mirror {mirror.prefix}" if mirror is not None else "no mirror set (naomi:images.mirror)"
+    err.print(f"{stack}: {len(entries)} images, {where}", markup=False)
+
+
+def _stack_image_uses(
+    stack: str, charts_cache: Path | None, project_dir: Path | None
+) -> tuple[list[ImageUse], dict[str, str], list[str]]:
+    """Every container of every pod the stack will run (its cluster model, chart objects included),
+    the stack's config and the charts missing from the cache (whose pods are not in the model)."""
     from naomi.cluster.charts import cache_dir
     from naomi.cluster.checks import cluster_model, inventory
     from naomi.images import image_uses
@@ -233,17 +272,33 @@ def _stack_image_uses(stack: str, charts_cache: Path | None, project_dir: Path |
     if stack not in available_stacks(project):
         raise _fail(f"unknown stack {stack!r}; stacks: {', '.join(available_stacks(project))}")
     try:
-        evaluation = evaluate_stack(project, stack)
-        rendered = render_tree(evaluation, charts_cache=cache_dir(charts_cache))
+        with _chart_cache(charts_cache):
+            evaluation = evaluate_stack(project, stack)
+            rendered = render_tree(evaluation, charts_cache=cache_dir(charts_cache))
     except Exception as error:
         raise _fail(_one_line(error)) from None
-    if rendered.charts_missing:
-        err.print(
-            f"charts missing from the cache: {', '.join(rendered.charts_missing)} (run: naomi charts pull); "
-            "their images are not checked",
-            markup=False,
-        )
-    return image_uses(cluster_model(rendered), inventory(evaluation))
+    uses = image_uses(cluster_model(rendered), inventory(evaluation))
+    return uses, dict(evaluation.config), list(rendered.charts_missing)
+
+
+@contextlib.contextmanager
+def _chart_cache(explicit: Path | None) -> Iterator[None]:
+    """`--charts DIR` for the stack program too (it applies the charts' CRDs from the cache it
+    finds in $NAOMI_CHARTS, infra.charts), for the duration of one evaluation."""
+    from naomi.cluster.charts import CACHE_ENV
+
+    if explicit is None:
+        yield
+        return
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = os.path.abspath(explicit)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = previous
 
 
 def _one_line(error: BaseException) -> str:

@@ -12,6 +12,11 @@ registry's v2 API for the reference's manifest (anonymous Bearer token flow as D
 quay.io and registry.k8s.io answer it: distribution/distribution docs/spec/auth/token.md), reads
 the platforms of an image index / manifest list, or of a single manifest's config blob, and
 `check_online` compares them with the evidence table.
+
+Mirroring (`naomi images list`, docs/runbooks/offline-install.md): `mirror_list` turns the same
+uses into one line per image to copy into a registry mirror before an air-gapped install, with
+its upstream source, every architecture its pods may land on, and the reference the cluster
+pulls (the mirror's copy when `naomi:images.mirror` is set, infra.images.ImageMirror).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from infra.images import ImageMirror
 from infra.versions import ImageEvidence, canonical_platform, image_evidence, normalise_image_ref
 from naomi.cluster.model import ClusterModel
 from naomi.cluster.placement import InventoryNode, schedulable_on
@@ -195,6 +201,51 @@ def needed_architectures(uses: Iterable[ImageUse]) -> dict[str, tuple[str, ...]]
     for use in uses:
         needed.setdefault(use.image, set()).update(use.architectures)
     return {image: tuple(sorted(arches)) for image, arches in sorted(needed.items())}
+
+
+# --- mirroring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MirrorEntry:
+    """One image to copy into the mirror: from where, for which architectures, pulled as what."""
+
+    source: str  # the upstream reference (what to copy)
+    architectures: tuple[str, ...]  # every architecture any of its pods may land on
+    pulled_as: str  # the reference in the pods (the mirror's copy when a mirror is set)
+    owners: tuple[str, ...]  # e.g. "Deployment naomi-platform/mlflow"
+
+
+def mirror_of(config: Mapping[str, str]) -> ImageMirror | None:
+    """The stack's `naomi:images.mirror` (config as `evaluate_stack` reads it), or None."""
+    images = json.loads(config.get("naomi:images") or "{}")
+    mirror = images.get("mirror") if isinstance(images, dict) else None
+    return ImageMirror(str(mirror)) if mirror else None
+
+
+def mirror_list(uses: Iterable[ImageUse], mirror: ImageMirror | None) -> list[MirrorEntry]:
+    """Each image the uses pull, once, sorted by source."""
+    uses = list(uses)
+    owners: dict[str, set[str]] = {}
+    for use in uses:
+        owners.setdefault(use.image, set()).add(use.owner)
+    entries = [
+        MirrorEntry(
+            source=mirror.source(image) if mirror is not None else image,
+            architectures=arches,
+            pulled_as=image,
+            owners=tuple(sorted(owners[image])),
+        )
+        for image, arches in needed_architectures(uses).items()
+    ]
+    return sorted(entries, key=lambda entry: (entry.source, entry.pulled_as))
+
+
+def mirror_table(entries: Sequence[MirrorEntry]) -> str:
+    """Tab-separated: source, architectures (comma-separated, `-` when no node fits), pulled as."""
+    lines = ["# source\tarchitectures\tpulled as"]
+    lines += [f"{e.source}\t{','.join(e.architectures) or '-'}\t{e.pulled_as}" for e in entries]
+    return "\n".join(lines) + "\n"
 
 
 # --- the registries ------------------------------------------------------------------------------

@@ -404,6 +404,44 @@ class WorkloadsConfig(_Model):
 class ImagesConfig(_Model):
     build: bool = False
     registry: str = Field(default="localhost:32000", pattern=r"^[a-z0-9.\-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
+    # The host part must read as a registry host to a container runtime (a dot or a port, or
+    # localhost), else `mirror/x` would be pulled from Docker Hub (infra.images.ImageMirror).
+    mirror: str | None = Field(
+        default=None,
+        pattern=r"^(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9.-]+:[0-9]{1,5})(:[0-9]{1,5})?(/[a-z0-9._-]+)*$",
+        description="air-gapped installs: a registry (host, optionally a path) holding a copy of every "
+        "image under its full upstream name (`naomi images list`); every image is pulled from there",
+    )
+
+
+class ChartsConfig(_Model):
+    """Where the Helm releases take their charts (docs/runbooks/offline-install.md)."""
+
+    source: Literal["repository", "cache"] = Field(
+        default="repository",
+        description="repository: each chart's Helm repository; cache: the archives in `cache` "
+        "(no network at pulumi up). The CRDs always come from the chart cache",
+    )
+    cache: str | None = Field(
+        default=None,
+        min_length=1,
+        description="with source cache: the folder of <chart>-<version>.tgz (naomi charts pull --cache "
+        "<dir>), relative to the project root or absolute",
+    )
+
+    @model_validator(mode="after")
+    def _cache_with_source(self) -> ChartsConfig:
+        if self.source == "cache" and self.cache is None:
+            raise _KeyError(
+                ("cache",), "required with source 'cache': the folder naomi charts pull --cache filled"
+            )
+        if self.source == "repository" and self.cache is not None:
+            raise _KeyError(
+                ("cache",),
+                "only used with source 'cache'; with source 'repository' the CRDs come from the machine's "
+                "chart cache ($NAOMI_CHARTS, else ~/.cache/naomi/charts)",
+            )
+        return self
 
 
 class CredentialRotation(_Model):
@@ -447,6 +485,7 @@ class StackConfig(_Model):
     workloads: WorkloadsConfig = WorkloadsConfig()
     images: ImagesConfig = ImagesConfig()
     credentials: CredentialsConfig = CredentialsConfig()
+    charts: ChartsConfig = ChartsConfig()
 
     # Secret keys: set with `pulumi config set --secret naomi:<key>`.
     ssh_private_key: SecretStr | None = None

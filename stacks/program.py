@@ -7,6 +7,7 @@ the only module with side effects; every decision below is taken from the typed
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,13 @@ from pulumi.runtime import config as runtime_config
 from hardware.cluster import MicroK8sCluster, MicroK8sClusterArgs
 from hardware.inventory import Node, Taint
 from infra import credentials
+from infra.charts import ChartSource, ReleaseSettings
 from infra.contract import ClusterNetwork, Contract, combine, dns_flows
 from infra.flyte import GRPC_PORT as FLYTE_GRPC_PORT
 from infra.flyte import GRPC_SERVICE as FLYTE_GRPC_SERVICE
 from infra.flyte import TASK_STORAGE_SECRET, Flyte, FlyteArgs
 from infra.gateway import Gateway, GatewayArgs, ProvidedCertificate
-from infra.images import Images, ImagesArgs
+from infra.images import ImageMirror, Images, ImagesArgs, mirror_transformation
 from infra.mlflow import Mlflow, MlflowArgs, client_secret
 from infra.monitoring import Monitoring, MonitoringArgs, scrape_flows
 from infra.namespace import PlatformNamespace, PlatformNamespaceArgs
@@ -70,6 +72,13 @@ def read_config() -> StackConfig:
 class ClusterAccess:
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    # Applies the charts' CRDs (infra.charts.ChartCrds): server-side apply that also adopts a CRD
+    # already in the cluster (a release's earlier Helm install created it) and takes over its
+    # fields from the manager that wrote them (pulumi-kubernetes provider/pkg/await/await.go:
+    # creates upsert only with upsertExistingObjects, conflicts are forced with
+    # enablePatchForce). Only CRDs use it, all retained on delete, so an upsert never lets a
+    # replacement delete what it adopted.
+    crd_provider: k8s.Provider
     # Provisioned clusters: the addons step (e.g. the registry images are pushed to).
     addons_ready: tuple[pulumi.Resource, ...] = ()
 
@@ -136,7 +145,41 @@ def cluster_layer(config: StackConfig) -> ClusterAccess:
         enable_server_side_apply=True,
         delete_unreachable=True,
     )
-    return ClusterAccess(kubeconfig=kubeconfig, provider=provider, addons_ready=tuple(ready))
+    crd_provider = k8s.Provider(
+        "kubernetes-crds",
+        kubeconfig=kubeconfig,
+        context=cluster.kubeconfig.context,
+        enable_server_side_apply=True,
+        upsert_existing_objects=True,
+        enable_patch_force=True,
+        delete_unreachable=True,
+    )
+    return ClusterAccess(
+        kubeconfig=kubeconfig, provider=provider, crd_provider=crd_provider, addons_ready=tuple(ready)
+    )
+
+
+def release_settings(config: StackConfig, access: ClusterAccess) -> ReleaseSettings:
+    """Chart source (`naomi:charts`), the profile's release timeout and the CRDs' provider."""
+    charts = config.charts
+    source = ChartSource()  # repository; CRDs from $NAOMI_CHARTS or ~/.cache/naomi/charts
+    if charts.source == "cache":
+        assert charts.cache is not None  # required by the config model
+        configured = Path(charts.cache).expanduser()
+        source = ChartSource(
+            mode="cache",
+            # Normalised, not resolved: a symlinked folder stays the path the config names.
+            cache=configured if configured.is_absolute() else Path(os.path.normpath(PROJECT_ROOT / configured)),
+            # Pulumi runs the program and its providers in the `main` folder (stacks/; pulumi
+            # v3.187.0 pkg/engine/project.go getPwdMain, sdk/go/common/resource/plugin/plugin.go
+            # cmd.Dir): a configured relative folder reaches the releases relative to it.
+            program_dir=None if configured.is_absolute() else PROJECT_ROOT / "stacks",
+        )
+    return ReleaseSettings(
+        source=source,
+        timeout_seconds=PROFILES[config.profile].release_timeout_seconds,
+        crd_provider=access.crd_provider,
+    )
 
 
 @dataclass(frozen=True)
@@ -224,6 +267,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
     assert config.gateway is not None  # required by the config model when the platform is on
     opts = pulumi.ResourceOptions(provider=access.provider)
     profile = PROFILES[config.profile]
+    releases = release_settings(config, access)
     gateway_config = config.gateway
     network = cluster_network(config)
     base_url = GatewayArgs.url(gateway_config.address, gateway_config.https_port)
@@ -320,6 +364,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 else None,
                 network=network,
                 storage_node_selector=config.cluster.storage_selector,
+                release=releases,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["monitoring"]]),
         )
@@ -375,6 +420,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                 storage_node_selector=config.cluster.storage_selector,
                 network=network,
                 monitoring_release=monitoring_release,
+                release=releases,
             ),
             opts=pulumi.ResourceOptions(provider=access.provider, depends_on=[namespaces["ray"]]),
         )
@@ -407,6 +453,7 @@ def platform_layer(config: StackConfig, access: ClusterAccess, images: Images) -
                     **(mlflow.pod_annotation() if mlflow is not None else {}),
                 },
                 after=(*postgres.ready, *object_store.ready),
+                release=releases,
             ),
             opts=pulumi.ResourceOptions(
                 provider=access.provider, depends_on=[postgres, object_store, namespaces["workloads"]]
@@ -442,6 +489,7 @@ def gateway_layer(
             tls_mode=gateway_config.tls.mode,
             provided=provided,
             network=platform.network,
+            release=release_settings(config, access),
         ),
         opts=pulumi.ResourceOptions(provider=access.provider, depends_on=list(platform.namespaces.values())),
     )
@@ -653,6 +701,12 @@ def export_platform(platform: Platform, gateway: Gateway) -> None:
 
 def main() -> None:
     config = read_config()
+    mirror = ImageMirror(config.images.mirror) if config.images.mirror is not None else None
+    if mirror is not None:
+        # Before any resource: every image of every Kubernetes object and chart is pulled from
+        # the mirror, except those `images.build` pushes to the registry it names.
+        keep = (config.images.registry,) if config.images.build else ()
+        pulumi.runtime.register_stack_transformation(mirror_transformation(mirror, keep))
     pulumi.export("profile", config.profile)
     access = cluster_layer(config)
     pulumi.export("kubeconfig", access.kubeconfig)
@@ -663,6 +717,7 @@ def main() -> None:
                 build=config.images.build,
                 registry=config.images.registry,
                 project_root=PROJECT_ROOT,
+                mirror=mirror,
             ),
             # Pushes go to the cluster's registry addon: only once the addons are up.
             opts=pulumi.ResourceOptions(depends_on=list(access.addons_ready)),

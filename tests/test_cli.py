@@ -132,7 +132,9 @@ def test_user_text_is_printed_as_typed_never_as_markup_or_emoji(tmp_path: Path) 
     project = _project_with(tmp_path, 'config:\n  "naomi:bomb:": 1\n')
     code, stderr = _check("--stack", "x", "--project-dir", str(project))
     assert code == 2
-    assert stderr.startswith("error: invalid stack config: naomi:bomb:: unknown key; allowed keys: cluster, ")
+    assert stderr.startswith(
+        "error: invalid stack config: naomi:bomb:: unknown key; allowed keys: charts, cluster, "
+    )
     project = _project_with(tmp_path / "b", "config:\n  naomi:gateway: {address: 127.0.0.1}\n", ":bomb:[b]")
     assert _check("--stack", ":bomb:[b]", "--project-dir", str(project)) == (
         0,

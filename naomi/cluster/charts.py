@@ -237,15 +237,19 @@ def render_release(
     kubernetes_version: str | None = None,
     include_crds: bool = True,
     run_hooks: bool = True,
+    installed_crds: Iterable[Mapping[str, Any]] = (),
 ) -> ReleaseRender:
     """Render `archive` with `values` as the first install of `namespace/release` would.
 
     `kubernetes_version` ("1.32") sets `.Capabilities.KubeVersion` and the API versions the
     templates see (that version's built-in APIs plus the chart's own CRDs); without it Helm's
     built-in defaults apply. `include_crds=False` is the release's `skipCrds`,
-    `run_hooks=False` its `disableWebhooks`.
+    `run_hooks=False` its `disableWebhooks`. `installed_crds` are CRDs that exist before the
+    release is installed (the program applies an operator chart's CRDs itself, ordered before
+    its `skipCrds` release): Helm then sees their APIs in discovery, as the chart's own.
     """
     label = f"helm release {namespace}/{release}"
+    installed_crds = list(installed_crds)
     digest = sha256_of(archive)
     try:
         chart = helm_python.Chart.load(archive)
@@ -263,9 +267,10 @@ def render_release(
         if kubernetes_version is not None:
             options["kube_version"] = f"v{kubernetes_version}.0"
             installed = _crd_api_versions(crd_manifests) if include_crds else set()  # skipCrds: not there
+            installed |= _crd_api_versions(ChartManifest(source="", object=dict(c)) for c in installed_crds)
             options["api_versions"] = sorted({*kubernetes_api_versions(kubernetes_version), *installed})
         files = _render_templates(chart, values, options, label)
-    scope = _crd_scopes(m.object for m in crd_manifests)
+    scope = _crd_scopes([*(m.object for m in crd_manifests), *installed_crds])
     manifests: list[ChartManifest] = []
     for source in sorted(files):
         # NOTES.txt is text for the user, partials (`_*.tpl`) are never objects (helm v3.20.2
@@ -289,6 +294,19 @@ def render_release(
         crd_manifests=crd_manifests if include_crds else (),
         dropped=tuple(dropped),
     )
+
+
+def chart_crds(archive: Path) -> tuple[ChartManifest, ...]:
+    """The CRDs Helm would apply from `archive`'s crds/ folders (chart and subcharts), in file
+    order, as `render_release` finds them; the stack program applies them itself (infra.charts)."""
+    label = f"chart archive {archive.name}"
+    try:
+        chart = helm_python.Chart.load(archive)
+    except helm_python.HelmError as error:
+        raise ChartError(f"{label}: cannot load {archive}: {_one_line(error)}") from None
+    with chart:
+        manifests, _ = _crds(chart, archive, label)
+    return manifests
 
 
 def _crds(chart: helm_python.Chart, archive: Path, label: str) -> tuple[tuple[ChartManifest, ...], list[str]]:

@@ -7,7 +7,9 @@ Layout (all files sorted, keys sorted, block-style scripts, no timestamps):
                                       our objects, and every object the Helm releases create
                                       (first line: `# helm release <ns>/<release>: ...`)
     helm/<namespace>-<release>.yaml   chart, repository, version, sha256, namespace, values
-    crds/<release>/<name>.yaml        the CRDs a release applies first (the chart's own bytes)
+    crds/<name>.yaml                  the operator charts' CRDs, applied by the program before their
+                                      (skipCrds) releases (infra.charts.ChartCrds)
+    crds/<release>/<name>.yaml        the CRDs a release applies itself (the chart's own bytes)
     commands/<node>/<nn>-<step>.yaml  remote/local commands in dependency order, with scripts
     outputs.yaml                      stack exports, secrets as <secret>
 
@@ -29,10 +31,12 @@ from typing import Any
 import yaml
 
 from naomi.cluster import charts
+from naomi.paths import PROJECT_DIR
 from naomi.render.engine import Evaluation, Record, RenderError
 
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 PULUMI_ORIGIN = "pulumi"
+CRD_KIND = "CustomResourceDefinition"
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 COMPONENT_NODE_TYPE = "naomi:hardware:MicroK8sNode"
 
@@ -112,26 +116,58 @@ def _object_path(obj: dict[str, Any]) -> str:
     return f"k8s/{namespace}/{obj['kind']}-{name}.yaml"
 
 
+def _local_archive(record: Record) -> str | None:
+    """The Release's chart when it is a local archive path (`naomi:charts.source: cache`)."""
+    chart = str(record.inputs.get("chart") or "")
+    return chart if chart.endswith(".tgz") and not (record.inputs.get("repositoryOpts") or {}) else None
+
+
 def _helm_document(record: Record) -> dict[str, Any]:
     inputs = record.inputs
     repository = (inputs.get("repositoryOpts") or {}).get("repo")
-    return {
+    chart = inputs.get("chart")
+    version = inputs.get("version")
+    document = {
         "release": inputs.get("name") or record.name,
         "namespace": inputs.get("namespace"),
-        "chart": inputs.get("chart"),
+        "chart": chart,
         "repository": repository,
-        "version": inputs.get("version"),
+        "version": version,
         "values": inputs.get("values") or {},
         "skipCrds": bool(inputs.get("skipCrds", False)),
+        "timeout": inputs.get("timeout"),
     }
+    local = _local_archive(record)
+    if local is not None:
+        # From the chart cache: the chart by name, the archive by file name (its folder is the
+        # machine's, which the render leaves out so that it stays the same everywhere).
+        file_name = Path(local).name
+        document["chart"] = file_name.removesuffix(f"-{version}.tgz")
+        document["archive"] = file_name
+    return document
+
+
+def _archive_of(record: Record, document: dict[str, Any], cache: Path) -> Path:
+    """The archive a release installs: its local chart path (relative ones are relative to
+    stacks/, where Pulumi runs the program), else `<name>-<version>.tgz` in the render's cache."""
+    local = _local_archive(record)
+    if local is not None:
+        path = Path(local) if Path(local).is_absolute() else PROJECT_DIR / "stacks" / local
+        if path.is_file():
+            return path
+    return charts.archive_path(cache, str(document["chart"]), str(document["version"]))
 
 
 def _render_release(
-    record: Record, document: dict[str, Any], cache: Path, kubernetes_version: str | None
+    record: Record,
+    document: dict[str, Any],
+    cache: Path,
+    kubernetes_version: str | None,
+    installed_crds: list[dict[str, Any]],
 ) -> charts.ReleaseRender | None:
-    """The release rendered from its archive in the cache; None when the archive is not there."""
+    """The release rendered from its archive; None when the archive is not there."""
     chart, version = str(document["chart"]), str(document["version"])
-    archive = charts.archive_path(cache, chart, version)
+    archive = _archive_of(record, document, cache)
     if not archive.is_file():
         return None
     pinned = charts.pinned_chart(chart, version)
@@ -146,6 +182,7 @@ def _render_release(
             kubernetes_version=kubernetes_version,
             include_crds=not document["skipCrds"],
             run_hooks=not bool(record.inputs.get("disableWebhooks", False)),
+            installed_crds=installed_crds,
         )
     except charts.ChartError as error:
         raise RenderError(str(error)) from None
@@ -195,6 +232,9 @@ def render(evaluation: Evaluation, *, charts_cache: Path | None = None) -> Rende
     missing: list[str] = []
     origins: dict[str, str] = {}  # k8s/ path -> what put it there, for collision errors
 
+    # CRDs the program applies itself, by URN: a release ordered after them sees their APIs.
+    our_crds = {r.urn: r.inputs for r in records if is_kubernetes_object(r) and r.inputs["kind"] == CRD_KIND}
+
     def place(path: str, origin: str, text: str) -> None:
         if path in origins:
             raise RenderError(f"two objects render to {path}: {origins[path]} and {origin}")
@@ -203,17 +243,23 @@ def render(evaluation: Evaluation, *, charts_cache: Path | None = None) -> Rende
 
     for record in records:
         if is_kubernetes_object(record):
-            path = _object_path(record.inputs)
+            crd = record.inputs["kind"] == CRD_KIND
+            path = f"crds/{record.inputs['metadata']['name']}.yaml" if crd else _object_path(record.inputs)
             if path in files:
                 raise RenderError(f"two resources render to the same Kubernetes object: {path}")
-            place(path, f"{PULUMI_ORIGIN} {record.id}", dump(record.inputs))
+            # CRDs (the operator charts', applied by the program before their releases) are
+            # megabytes of schema: libyaml's emitter writes them in a fraction of the
+            # pure-Python one's time.
+            text = _dump_chart_object(record.inputs) if crd else dump(record.inputs)
+            place(path, f"{PULUMI_ORIGIN} {record.id}", text)
             kubernetes.append(record.inputs)
         elif record.type in HELM_TYPES:
             document = _helm_document(record)
             path = f"helm/{document['namespace']}-{document['release']}.yaml"
             if path in files:
                 raise RenderError(f"two Helm releases render to {path}")
-            release = _render_release(record, document, cache, kubernetes_version)
+            installed = [our_crds[urn] for urn in record.dependencies if urn in our_crds]
+            release = _render_release(record, document, cache, kubernetes_version, installed)
             document["sha256"] = release.sha256 if release is not None else None
             if release is not None and release.dropped:
                 # Rendered but never created (test hooks, files helm package leaves out): said

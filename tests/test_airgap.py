@@ -1,0 +1,464 @@
+"""Air-gapped installs: `naomi:images.mirror` rewrites every image that will run (ours, the charts',
+the operators' pods) to the mirror; `naomi:charts.source: cache` gives each Helm release its
+local archive; a missing archive stops the program with one line and the fix; `naomi images
+list` prints what to mirror, with the architectures each image needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.images import CHART_IMAGES, ImageMirror, mirror_chart_values, qualified
+from naomi.cluster.checks import cluster_model
+from naomi.cluster.model import ModelPod
+from naomi.images import Node, architectures, image_uses, table, tolerates
+from naomi.paths import PROJECT_DIR
+from naomi.render.engine import Evaluation, evaluate, stack_config, stack_program
+from naomi.render.tree import Rendered, render
+from stacks.config import ConfigError, load_stack_config
+from tests.conftest import require_shared
+from tests.project_copy import copy_project
+
+MIRROR = "mirror.lan:5000/naomi"
+RELEASES = ("traefik", "kuberay-operator", "flyte-binary", "kube-prometheus-stack")
+
+
+@pytest.fixture(scope="module")
+def archives() -> Path:
+    return require_shared("reference/chart-archives")
+
+
+def _evaluate(stack: str, edit: Callable[[dict[str, Any]], None], *, preview: bool = False) -> Evaluation:
+    """`stack` evaluated with its `naomi:images`/`naomi:charts` (and other keys) edited."""
+    config, secrets, _ = stack_config(PROJECT_DIR, stack)
+    keys = {key: json.loads(value) for key, value in config.items() if value.startswith("{")}
+    edit(keys)
+    config = {**config, **{key: json.dumps(value) for key, value in keys.items()}}
+    return evaluate(stack_program(PROJECT_DIR), stack, config, secrets, preview=preview)
+
+
+def _with_mirror(keys: dict[str, Any]) -> None:
+    keys.setdefault("naomi:images", {})["mirror"] = MIRROR
+
+
+@pytest.fixture(scope="module")
+def mirrored(archives: Path) -> dict[str, tuple[Evaluation, Rendered]]:
+    found = {}
+    for stack in ("edge-lab", "lab-ha"):
+        evaluation = _evaluate(stack, _with_mirror)
+        found[stack] = (evaluation, render(evaluation, charts_cache=archives))
+    return found
+
+
+def _pod_images(rendered: Rendered) -> dict[str, set[str]]:
+    """image -> the origins of the pods running it ("pulumi", "helm:...", "operator:...")."""
+    found: dict[str, set[str]] = {}
+    for pod in cluster_model(rendered).pods:
+        for container in pod.containers:
+            found.setdefault(str(container["image"]), set()).add(pod.origin.split(":", 1)[0])
+    return found
+
+
+# --- the mirror rewrite ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["edge-lab", "lab-ha"])
+def test_every_image_that_will_run_comes_from_the_mirror(
+    mirrored: dict[str, tuple[Evaluation, Rendered]], renders: dict[str, Rendered], stack: str
+) -> None:
+    _, rendered = mirrored[stack]
+    images = _pod_images(rendered)
+    origins = set().union(*images.values())
+    assert {"pulumi", "helm", "operator"} <= origins  # ours, the charts', the operators' pods
+    build_registry = "localhost:32000/" if stack == "lab-ha" else None  # lab-ha builds naomi's images
+    upstream = sorted(
+        image
+        for image in images
+        if not image.startswith(f"{MIRROR}/") and not (build_registry and image.startswith(build_registry))
+    )
+    assert upstream == []
+    # The same images as without the mirror (tags and digests kept), under their full names.
+    plain = {qualified(image) for image in _pod_images(renders[stack])}
+    mirror = ImageMirror(MIRROR)
+    assert {qualified(mirror.source(image)) for image in images} == plain
+    assert len(images) >= 15
+
+
+def test_the_mirror_reaches_each_chart_and_operator_image(
+    mirrored: dict[str, tuple[Evaluation, Rendered]],
+) -> None:
+    images = _pod_images(mirrored["edge-lab"][1])
+    expected = {
+        # chart values (traefik's Docker Hub name with its library/ part)
+        f"{MIRROR}/docker.io/library/traefik:v3.7.11": "helm",
+        f"{MIRROR}/quay.io/kuberay/operator:v1.7.0": "helm",
+        f"{MIRROR}/cr.flyte.org/flyteorg/flyte-binary-release:v1.16.8": "helm",
+        f"{MIRROR}/docker.io/library/postgres:17.6-bookworm": "helm",  # flyte's wait-for-db
+        f"{MIRROR}/docker.io/grafana/grafana:13.2.0": "helm",
+        f"{MIRROR}/quay.io/kiwigrid/k8s-sidecar:2.10.1": "helm",
+        f"{MIRROR}/registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0": "helm",
+        f"{MIRROR}/ghcr.io/jkroepke/kube-webhook-certgen:1.8.7": "helm",  # admission hook Jobs
+        f"{MIRROR}/quay.io/prometheus-operator/prometheus-operator:v0.93.1": "helm",
+        # what prometheus-operator and KubeRay create from custom resources
+        f"{MIRROR}/quay.io/prometheus/prometheus:v3.14.0-distroless": "operator",
+        f"{MIRROR}/quay.io/prometheus/alertmanager:v0.34.0": "operator",
+        f"{MIRROR}/quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1": "operator",
+        f"{MIRROR}/docker.io/rayproject/ray:2.60.0-py311-cpu": "operator",
+        # ours, and naomi's own images (the Flyte task pods get theirs through the registration Job)
+        f"{MIRROR}/docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z": "pulumi",
+        f"{MIRROR}/ghcr.io/naomi-mlops/naomi-mlflow:0.1.0": "pulumi",
+    }
+    assert {
+        image: origin for image, origin in expected.items() if origin not in images.get(image, set())
+    } == {}
+    assert "operator" in images[f"{MIRROR}/ghcr.io/naomi-mlops/naomi-workloads:0.1.0"]  # Flyte task pods
+
+
+def test_images_built_by_the_stack_stay_in_its_registry(
+    mirrored: dict[str, tuple[Evaluation, Rendered]],
+) -> None:
+    evaluation, rendered = mirrored["lab-ha"]
+    built = sorted(image for image in _pod_images(rendered) if image.startswith("localhost:32000/"))
+    assert built and all("/naomi-" in image and "@sha256:" in image for image in built)
+    assert evaluation.outputs["images"]["naomi-ray"].startswith("localhost:32000/naomi-ray:")
+
+
+def test_image_references_are_read_as_a_container_runtime_reads_them() -> None:
+    assert [
+        qualified(r)
+        for r in (
+            "postgres:17",
+            "docker.io/traefik:v3",
+            "index.docker.io/x",
+            "grafana/grafana:1@sha256:ab",
+            "quay.io/a/b:1",
+            "localhost:5000/x:1",
+            "Registry/x",
+        )
+    ] == [
+        "docker.io/library/postgres:17",
+        "docker.io/library/traefik:v3",
+        "docker.io/library/x",
+        "docker.io/grafana/grafana:1@sha256:ab",
+        "quay.io/a/b:1",
+        "localhost:5000/x:1",
+        "Registry/x",  # upper case: a host, never a Docker Hub namespace
+    ]
+    mirror = ImageMirror("registry.lan/up")
+    assert mirror.image("postgres:17") == "registry.lan/up/docker.io/library/postgres:17"
+    assert mirror.image(mirror.image("postgres:17")) == mirror.image("postgres:17")
+    assert mirror.source(mirror.image("quay.io/a/b:1")) == "quay.io/a/b:1"
+    with pytest.raises(ValueError) as raised:
+        ImageMirror("mirror/path")
+    assert str(raised.value) == (
+        "ImageMirror.prefix must start with a registry host (a name with a dot or a port, or localhost), "
+        "e.g. registry.lan:5000/mirror (got 'mirror/path')"
+    )
+
+
+def test_chart_image_blocks_name_the_charts_own_defaults(archives: Path) -> None:
+    """infra.images.CHART_IMAGES against each chart's values.yaml at the pinned version."""
+    archive_of = {
+        "traefik": "traefik-41.3.0.tgz",
+        "kuberay-operator": "kuberay-operator-1.7.0.tgz",
+        "flyte-binary": "flyte-binary-v1.16.8.tgz",
+        "kube-prometheus-stack": "kube-prometheus-stack-88.5.3.tgz",
+    }
+    subcharts = {"grafana": "charts/grafana", "kube-state-metrics": "charts/kube-state-metrics"}
+    assert set(CHART_IMAGES) == set(archive_of)
+    for chart, images in CHART_IMAGES.items():
+        with tarfile.open(archives / archive_of[chart]) as tar:
+
+            def values(folder: str, tar: tarfile.TarFile = tar, chart: str = chart) -> dict[str, Any]:
+                member = tar.extractfile(f"{chart}/{folder}values.yaml")
+                assert member is not None
+                loaded: dict[str, Any] = yaml.safe_load(member.read())
+                return loaded
+
+            for image in images:
+                path = list(image.path)
+                folder = ""
+                if chart == "kube-prometheus-stack" and path[0] in subcharts:
+                    folder, path = f"{subcharts[path[0]]}/", path[1:]
+                block = values(folder)
+                for key in path:
+                    block = block[key]
+                if image.style == "registry":
+                    # traefik's registry is null in values.yaml: its template defaults to docker.io
+                    assert (block.get("registry") or "docker.io") == image.default_registry, image
+                    assert set(block) >= {"repository", "tag"}, image
+                else:
+                    assert block["repository"] == image.default_repository, image
+
+
+def test_chart_values_keep_what_the_component_set() -> None:
+    values = {"deployment": {"image": {"repository": "cr.flyte.org/flyteorg/x", "tag": "v1"}}}
+    mirrored = mirror_chart_values("flyte-binary", values, ImageMirror(MIRROR))
+    assert mirrored["deployment"]["image"] == {"repository": f"{MIRROR}/cr.flyte.org/flyteorg/x", "tag": "v1"}
+    assert mirrored["deployment"]["waitForDB"]["image"] == {
+        "repository": f"{MIRROR}/docker.io/library/postgres"
+    }
+    assert values == {"deployment": {"image": {"repository": "cr.flyte.org/flyteorg/x", "tag": "v1"}}}
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+def _config_error(edit: Callable[[dict[str, Any]], None]) -> str:
+    config, secrets, _ = stack_config(PROJECT_DIR, "edge-lab")
+    keys = {key: json.loads(value) for key, value in config.items() if value.startswith("{")}
+    edit(keys)
+    with pytest.raises(ConfigError) as raised:
+        load_stack_config({**config, **{k: json.dumps(v) for k, v in keys.items()}}, set(secrets))
+    return str(raised.value)
+
+
+def test_config_refuses_what_would_not_reach_a_mirror_or_a_cache() -> None:
+    def mirror(value: str) -> Callable[[dict[str, Any]], None]:
+        return lambda keys: keys["naomi:images"].update(mirror=value)
+
+    assert _config_error(mirror("mirror/naomi")).startswith(
+        "invalid stack config: naomi:images.mirror: must match ^(localhost|[a-z0-9-]+(\\.[a-z0-9-]+)+|"
+    )
+    assert _config_error(mirror("mirror/naomi")).endswith('(got "mirror/naomi")')
+    assert _config_error(lambda keys: keys.update({"naomi:charts": {"source": "cache"}})) == (
+        "invalid stack config: naomi:charts.cache: required with source 'cache': the folder naomi charts "
+        "pull --cache filled"
+    )
+    assert _config_error(lambda keys: keys.update({"naomi:charts": {"cache": "charts"}})) == (
+        "invalid stack config: naomi:charts.cache: only used with source 'cache'; with source 'repository' "
+        "the CRDs come from the machine's chart cache ($NAOMI_CHARTS, else ~/.cache/naomi/charts)"
+    )
+
+
+# --- releases from the chart cache --------------------------------------------------------------
+
+
+def _releases(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
+    return {
+        str(r.inputs["name"]): r.inputs
+        for r in evaluation.records
+        if r.type == "kubernetes:helm.sh/v3:Release"
+    }
+
+
+def test_releases_point_at_the_cache_archives(archives: Path, renders: dict[str, Rendered]) -> None:
+    """A cache relative to the project root reaches each release relative to stacks/, where
+    Pulumi runs the program and its providers; the render shows chart, version and digest."""
+    relative = Path("..", "shared", "reference", "chart-archives")
+    assert (PROJECT_DIR / relative).resolve() == archives.resolve()
+    evaluation = _evaluate(
+        "edge-lab", lambda keys: keys.update({"naomi:charts": {"source": "cache", "cache": str(relative)}})
+    )
+    releases = _releases(evaluation)
+    assert {name: (inputs["chart"], inputs.get("repositoryOpts")) for name, inputs in releases.items()} == {
+        "traefik": ("../../shared/reference/chart-archives/traefik-41.3.0.tgz", None),
+        "kuberay-operator": ("../../shared/reference/chart-archives/kuberay-operator-1.7.0.tgz", None),
+        "flyte-binary": ("../../shared/reference/chart-archives/flyte-binary-v1.16.8.tgz", None),
+        "monitoring": ("../../shared/reference/chart-archives/kube-prometheus-stack-88.5.3.tgz", None),
+    }
+    for inputs in releases.values():
+        assert (PROJECT_DIR / "stacks" / inputs["chart"]).is_file()
+    rendered = render(evaluation, charts_cache=Path("/nonexistent"))  # the releases' own archives
+    assert rendered.charts_missing == []
+    traefik = yaml.safe_load(rendered.files["helm/naomi-gateway-traefik.yaml"])
+    assert {k: traefik[k] for k in ("chart", "archive", "repository", "version", "sha256")} == {
+        "chart": "traefik",
+        "archive": "traefik-41.3.0.tgz",
+        "repository": None,
+        "version": "41.3.0",
+        "sha256": "4dd4d1bcc597265ca31865afcda4ab90aecbc059154b33a2ddcdb76fffb98571",
+    }
+    # The same chart objects as from the repository (the same archives).
+    plain = renders["edge-lab"].files
+    assert [p for p in plain if p.startswith("k8s/") and rendered.files.get(p) != plain[p]] == []
+
+
+def test_an_absolute_cache_reaches_the_releases_as_it_is(archives: Path) -> None:
+    evaluation = _evaluate(
+        "dev", lambda keys: keys.update({"naomi:charts": {"source": "cache", "cache": str(archives)}})
+    )
+    assert _releases(evaluation)["traefik"]["chart"] == str(archives / "traefik-41.3.0.tgz")
+
+
+def _failure(evaluate_it: Callable[[], object]) -> str:
+    with pytest.raises(Exception) as raised:  # pulumi.RunError, as `pulumi preview` prints it
+        evaluate_it()
+    assert type(raised.value).__name__ == "RunError"
+    return str(raised.value)
+
+
+def test_a_missing_archive_stops_preview_with_the_chart_and_the_fix(tmp_path: Path, archives: Path) -> None:
+    cache = tmp_path / "charts"
+    cache.mkdir()
+    source_cache = {"naomi:charts": {"source": "cache", "cache": str(cache)}}
+    message = _failure(lambda: _evaluate("edge-lab", lambda keys: keys.update(source_cache), preview=True))
+    assert message == (
+        f"naomi:charts: kube-prometheus-stack 88.5.3 is not in the chart cache {cache} (its CRDs are applied "
+        f"from the archive before the release): run naomi charts pull --cache {cache}"
+    )
+    for name in ("kube-prometheus-stack-88.5.3.tgz", "kuberay-operator-1.7.0.tgz", "traefik-41.3.0.tgz"):
+        (cache / name).symlink_to(archives / name)
+    message = _failure(lambda: _evaluate("edge-lab", lambda keys: keys.update(source_cache), preview=True))
+    assert message == (
+        f"naomi:charts: flyte-binary v1.16.8 is not in the chart cache {cache} (naomi:charts.source is "
+        f"cache: the release installs this archive): run naomi charts pull --cache {cache}"
+    )
+
+
+def test_the_crds_need_the_cache_with_charts_from_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAOMI_CHARTS", str(tmp_path))
+    message = _failure(lambda: _evaluate("dev", lambda keys: None))
+    assert message == (
+        f"naomi:charts: kuberay-operator 1.7.0 is not in the chart cache {tmp_path} (its CRDs are applied "
+        f"from the archive before the release): run naomi charts pull --cache {tmp_path}"
+    )
+
+
+def test_naomi_render_prints_the_missing_archive_as_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "naomi.cli",
+            "render",
+            "--stack",
+            "dev",
+            "--charts",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (
+        2,
+        f"error: naomi:charts: kuberay-operator 1.7.0 is not in the chart cache {tmp_path} (its CRDs are "
+        f"applied from the archive before the release): run naomi charts pull --cache {tmp_path}",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+# --- naomi images list -------------------------------------------------------------------------
+
+
+def test_images_list_prints_what_to_mirror_with_its_architectures(tmp_path: Path, archives: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    stack = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.edge-lab.yaml").read_text())
+    stack["config"]["naomi:images"]["mirror"] = MIRROR
+    (project / "stacks" / "Pulumi.airgap.yaml").write_text(yaml.safe_dump(stack))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "naomi.cli",
+            "images",
+            "list",
+            "--stack",
+            "airgap",
+            "--charts",
+            str(archives),
+            "--project-dir",
+            str(project),
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "# source\tarchitectures\tpulled as"
+    rows = {source: (arches, pulled) for source, arches, pulled in (line.split("\t") for line in lines[1:])}
+    assert result.stderr.strip().splitlines()[-1] == f"airgap: {len(rows)} images, mirror {MIRROR}"
+    assert all(pulled == f"{MIRROR}/{source}" for source, (_, pulled) in rows.items())
+    assert not any(source.startswith(MIRROR) for source in rows)
+    # From the edge-lab inventory: Ray pools and Prometheus only on x86, the generic model server
+    # only on the Pis (qoe-edge is pinned to arm64), the rest may land anywhere.
+    assert rows["docker.io/rayproject/ray:2.60.0-py311-cpu"][0] == "amd64"
+    assert rows["quay.io/prometheus/prometheus:v3.14.0-distroless"][0] == "amd64"
+    assert rows["ghcr.io/naomi-mlops/naomi-model-server:0.1.0"][0] == "arm64"
+    assert rows["docker.io/library/traefik:v3.7.11"][0] == "amd64,arm64"
+    assert "docker.io/library/postgres:17.6-bookworm" in rows  # ours and flyte's wait-for-db: one copy
+
+
+def _pod(spec: dict[str, Any]) -> ModelPod:
+    return ModelPod(namespace="ns", owner="Deployment ns/x", origin="pulumi", metadata={}, spec=spec)
+
+
+def test_architectures_follow_selectors_affinity_and_taints() -> None:
+    nodes = [
+        Node("x86", {"kubernetes.io/arch": "amd64"}),
+        Node(
+            "pi",
+            {"kubernetes.io/arch": "arm64"},
+            ({"key": "dedicated", "value": "edge", "effect": "NoSchedule"},),
+        ),
+        Node(
+            "pi-soft",
+            {"kubernetes.io/arch": "arm64", "soft": "yes"},
+            ({"key": "k", "value": "v", "effect": "PreferNoSchedule"},),
+        ),
+    ]
+    assert architectures(_pod({}), nodes) == {"amd64", "arm64"}  # pi-soft: a preference only
+    assert architectures(_pod({"nodeSelector": {"soft": "no"}}), nodes) == set()
+    only_pi = {"nodeSelector": {"kubernetes.io/arch": "arm64"}}
+    assert [n.name for n in nodes if architectures(_pod(only_pi), [n])] == ["pi-soft"]
+    tolerant = {
+        **only_pi,
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    assert [n.name for n in nodes if architectures(_pod(tolerant), [n])] == ["pi", "pi-soft"]
+    affinity = {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
+    }
+    assert architectures(_pod(affinity), nodes) == {"amd64"}
+    # No inventory (an existing cluster): only the architecture constraints count.
+    assert architectures(_pod({"nodeSelector": {"soft": "no"}}), None) == {"amd64", "arm64"}
+    assert architectures(_pod(affinity), None) == {"amd64"}
+
+
+def test_tolerations_match_as_the_scheduler_matches_them() -> None:
+    taint = {"key": "k", "value": "v", "effect": "NoSchedule"}
+    assert tolerates([{"operator": "Exists"}], taint)  # empty key and effect: everything
+    assert tolerates([{"key": "k", "value": "v"}], taint)  # Equal by default
+    assert not tolerates([{"key": "k", "value": "w"}], taint)
+    assert not tolerates([{"key": "k", "operator": "Exists", "effect": "NoExecute"}], taint)
+    assert not tolerates([], taint)
+
+
+def test_image_uses_of_an_existing_cluster_need_both_architectures(
+    renders: dict[str, Rendered], evaluations: dict[str, Evaluation]
+) -> None:
+    uses = image_uses(evaluations["dev"], renders["dev"])
+    assert uses and all(use.source == use.pulled_as for use in uses)
+    by_source = {use.source: use.architectures for use in uses}
+    assert by_source["docker.io/rayproject/ray:2.60.0-py311-cpu"] == ("amd64",)  # pinned by its selector
+    assert by_source["docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"] == ("amd64",)  # storage selector
+    assert by_source["quay.io/kuberay/operator:v1.7.0"] == ("amd64", "arm64")
+    assert table(uses).count("\n") == len(uses) + 1
