@@ -169,7 +169,9 @@ def release_settings(config: StackConfig, access: ClusterAccess) -> ReleaseSetti
         source = ChartSource(
             mode="cache",
             # Normalised, not resolved: a symlinked folder stays the path the config names.
-            cache=configured if configured.is_absolute() else Path(os.path.normpath(PROJECT_ROOT / configured)),
+            cache=configured
+            if configured.is_absolute()
+            else Path(os.path.normpath(PROJECT_ROOT / configured)),
             # Pulumi runs the program and its providers in the `main` folder (stacks/; pulumi
             # v3.187.0 pkg/engine/project.go getPwdMain, sdk/go/common/resource/plugin/plugin.go
             # cmd.Dir): a configured relative folder reaches the releases relative to it.

@@ -6,26 +6,28 @@ list` prints what to mirror, with the architectures each image needs."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from infra.images import CHART_IMAGES, ImageMirror, mirror_chart_values, qualified
-from naomi.cluster.checks import cluster_model
-from naomi.cluster.model import ModelPod
-from naomi.images import Node, architectures, image_uses, table, tolerates
+from infra.charts import ChartSource
+from infra.images import CHART_IMAGES, ImageMirror, mirror_chart_values, mirror_transformation, qualified
+from infra.versions import TRAEFIK, image_evidence
+from naomi.cli import app
+from naomi.cluster.checks import cluster_model, inventory
+from naomi.images import image_uses, mirror_list, mirror_of, mirror_table
 from naomi.paths import PROJECT_DIR
 from naomi.render.engine import Evaluation, evaluate, stack_config, stack_program
 from naomi.render.tree import Rendered, render
 from stacks.config import ConfigError, load_stack_config
 from tests.conftest import require_shared
-from tests.project_copy import copy_project
 
 MIRROR = "mirror.lan:5000/naomi"
 RELEASES = ("traefik", "kuberay-operator", "flyte-binary", "kube-prometheus-stack")
@@ -49,13 +51,27 @@ def _with_mirror(keys: dict[str, Any]) -> None:
     keys.setdefault("naomi:images", {})["mirror"] = MIRROR
 
 
+# The cache as a stack file names it: relative to the project root (here, ../shared's archives).
+RELATIVE_CACHE = Path("..", "shared", "reference", "chart-archives")
+
+
+def _air_gapped(keys: dict[str, Any]) -> None:
+    _with_mirror(keys)
+    keys["naomi:charts"] = {"source": "cache", "cache": str(RELATIVE_CACHE)}
+
+
 @pytest.fixture(scope="module")
-def mirrored(archives: Path) -> dict[str, tuple[Evaluation, Rendered]]:
-    found = {}
-    for stack in ("edge-lab", "lab-ha"):
-        evaluation = _evaluate(stack, _with_mirror)
-        found[stack] = (evaluation, render(evaluation, charts_cache=archives))
-    return found
+def air_gapped(archives: Path) -> tuple[Evaluation, Rendered]:
+    """edge-lab fully air-gapped: images from the mirror, charts from the cache. Rendered with a
+    render cache that does not exist: the releases' own archives are what renders."""
+    assert (PROJECT_DIR / RELATIVE_CACHE).resolve() == archives.resolve()
+    evaluation = _evaluate("edge-lab", _air_gapped)
+    return evaluation, render(evaluation, charts_cache=Path("/nonexistent"))
+
+
+def _build_registry(evaluation: Evaluation) -> str | None:
+    images = json.loads(evaluation.config.get("naomi:images") or "{}")
+    return f"{images['registry']}/" if images.get("build") else None
 
 
 def _pod_images(rendered: Rendered) -> dict[str, set[str]]:
@@ -70,32 +86,24 @@ def _pod_images(rendered: Rendered) -> dict[str, set[str]]:
 # --- the mirror rewrite ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", ["edge-lab", "lab-ha"])
 def test_every_image_that_will_run_comes_from_the_mirror(
-    mirrored: dict[str, tuple[Evaluation, Rendered]], renders: dict[str, Rendered], stack: str
+    air_gapped: tuple[Evaluation, Rendered], renders: dict[str, Rendered]
 ) -> None:
-    _, rendered = mirrored[stack]
+    _, rendered = air_gapped
+    assert rendered.charts_missing == []
     images = _pod_images(rendered)
     origins = set().union(*images.values())
     assert {"pulumi", "helm", "operator"} <= origins  # ours, the charts', the operators' pods
-    build_registry = "localhost:32000/" if stack == "lab-ha" else None  # lab-ha builds naomi's images
-    upstream = sorted(
-        image
-        for image in images
-        if not image.startswith(f"{MIRROR}/") and not (build_registry and image.startswith(build_registry))
-    )
-    assert upstream == []
+    assert sorted(image for image in images if not image.startswith(f"{MIRROR}/")) == []
     # The same images as without the mirror (tags and digests kept), under their full names.
-    plain = {qualified(image) for image in _pod_images(renders[stack])}
+    plain = {qualified(image) for image in _pod_images(renders["edge-lab"])}
     mirror = ImageMirror(MIRROR)
     assert {qualified(mirror.source(image)) for image in images} == plain
     assert len(images) >= 15
 
 
-def test_the_mirror_reaches_each_chart_and_operator_image(
-    mirrored: dict[str, tuple[Evaluation, Rendered]],
-) -> None:
-    images = _pod_images(mirrored["edge-lab"][1])
+def test_the_mirror_reaches_each_chart_and_operator_image(air_gapped: tuple[Evaluation, Rendered]) -> None:
+    images = _pod_images(air_gapped[1])
     expected = {
         # chart values (traefik's Docker Hub name with its library/ part)
         f"{MIRROR}/docker.io/library/traefik:v3.7.11": "helm",
@@ -113,7 +121,7 @@ def test_the_mirror_reaches_each_chart_and_operator_image(
         f"{MIRROR}/quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1": "operator",
         f"{MIRROR}/docker.io/rayproject/ray:2.60.0-py311-cpu": "operator",
         # ours, and naomi's own images (the Flyte task pods get theirs through the registration Job)
-        f"{MIRROR}/docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z": "pulumi",
+        f"{MIRROR}/ghcr.io/naomi-mlops/naomi-minio:0.1.0": "pulumi",
         f"{MIRROR}/ghcr.io/naomi-mlops/naomi-mlflow:0.1.0": "pulumi",
     }
     assert {
@@ -122,13 +130,28 @@ def test_the_mirror_reaches_each_chart_and_operator_image(
     assert "operator" in images[f"{MIRROR}/ghcr.io/naomi-mlops/naomi-workloads:0.1.0"]  # Flyte task pods
 
 
-def test_images_built_by_the_stack_stay_in_its_registry(
-    mirrored: dict[str, tuple[Evaluation, Rendered]],
-) -> None:
-    evaluation, rendered = mirrored["lab-ha"]
-    built = sorted(image for image in _pod_images(rendered) if image.startswith("localhost:32000/"))
-    assert built and all("/naomi-" in image and "@sha256:" in image for image in built)
-    assert evaluation.outputs["images"]["naomi-ray"].startswith("localhost:32000/naomi-ray:")
+def _transformed(transform: pulumi.ResourceTransformation, type_: str, props: dict[str, Any]) -> Any:
+    args = pulumi.ResourceTransformationArgs(None, type_, "x", props, pulumi.ResourceOptions())  # type: ignore[arg-type]
+    result = transform(args)
+    return None if result is None else result.props
+
+
+def test_images_built_by_the_stack_stay_in_its_registry(evaluations: dict[str, Evaluation]) -> None:
+    registry = _build_registry(evaluations["lab-ha"])  # lab-ha builds naomi's images into its registry
+    assert registry == "registry.naomi.lab.internal/"
+    transform = mirror_transformation(ImageMirror(MIRROR), keep=(registry.rstrip("/"),))
+    built = f"{registry}naomi-ray:0.1.0-abc@sha256:12"
+    pod = {"spec": {"containers": [{"image": built}, {"image": "postgres:17"}]}}
+    assert _transformed(transform, "kubernetes:core/v1:Pod", pod)["spec"]["containers"] == [
+        {"image": built},
+        {"image": f"{MIRROR}/docker.io/library/postgres:17"},
+    ]
+    # Providers, commands and CRDs (schemas, no image pulled) are left as they are.
+    for type_ in (
+        "pulumi:providers:kubernetes",
+        "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
+    ):
+        assert _transformed(transform, type_, {"image": "x"}) is None
 
 
 def test_image_references_are_read_as_a_container_runtime_reads_them() -> None:
@@ -250,14 +273,12 @@ def _releases(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_releases_point_at_the_cache_archives(archives: Path, renders: dict[str, Rendered]) -> None:
+def test_releases_point_at_the_cache_archives(
+    air_gapped: tuple[Evaluation, Rendered], renders: dict[str, Rendered]
+) -> None:
     """A cache relative to the project root reaches each release relative to stacks/, where
     Pulumi runs the program and its providers; the render shows chart, version and digest."""
-    relative = Path("..", "shared", "reference", "chart-archives")
-    assert (PROJECT_DIR / relative).resolve() == archives.resolve()
-    evaluation = _evaluate(
-        "edge-lab", lambda keys: keys.update({"naomi:charts": {"source": "cache", "cache": str(relative)}})
-    )
+    evaluation, rendered = air_gapped
     releases = _releases(evaluation)
     assert {name: (inputs["chart"], inputs.get("repositoryOpts")) for name, inputs in releases.items()} == {
         "traefik": ("../../shared/reference/chart-archives/traefik-41.3.0.tgz", None),
@@ -267,8 +288,6 @@ def test_releases_point_at_the_cache_archives(archives: Path, renders: dict[str,
     }
     for inputs in releases.values():
         assert (PROJECT_DIR / "stacks" / inputs["chart"]).is_file()
-    rendered = render(evaluation, charts_cache=Path("/nonexistent"))  # the releases' own archives
-    assert rendered.charts_missing == []
     traefik = yaml.safe_load(rendered.files["helm/naomi-gateway-traefik.yaml"])
     assert {k: traefik[k] for k in ("chart", "archive", "repository", "version", "sha256")} == {
         "chart": "traefik",
@@ -277,16 +296,27 @@ def test_releases_point_at_the_cache_archives(archives: Path, renders: dict[str,
         "version": "41.3.0",
         "sha256": "4dd4d1bcc597265ca31865afcda4ab90aecbc059154b33a2ddcdb76fffb98571",
     }
-    # The same chart objects as from the repository (the same archives).
-    plain = renders["edge-lab"].files
-    assert [p for p in plain if p.startswith("k8s/") and rendered.files.get(p) != plain[p]] == []
-
-
-def test_an_absolute_cache_reaches_the_releases_as_it_is(archives: Path) -> None:
-    evaluation = _evaluate(
-        "dev", lambda keys: keys.update({"naomi:charts": {"source": "cache", "cache": str(archives)}})
+    # The same objects as from the repository (the same archives; only the images differ).
+    assert sorted(p for p in rendered.files if p.startswith(("k8s/", "crds/"))) == sorted(
+        p for p in renders["edge-lab"].files if p.startswith(("k8s/", "crds/"))
     )
-    assert _releases(evaluation)["traefik"]["chart"] == str(archives / "traefik-41.3.0.tgz")
+
+
+def test_a_cache_gives_the_release_its_archive_by_path(archives: Path) -> None:
+    absolute = ChartSource(mode="cache", cache=archives)
+    assert absolute.release_inputs(TRAEFIK) == {
+        "chart": str(archives / "traefik-41.3.0.tgz"),
+        "version": "41.3.0",
+    }
+    relative = ChartSource(mode="cache", cache=archives, program_dir=PROJECT_DIR / "stacks")
+    assert relative.release_inputs(TRAEFIK)["chart"] == os.path.relpath(
+        archives / "traefik-41.3.0.tgz", PROJECT_DIR / "stacks"
+    )
+    assert ChartSource(cache=archives).release_inputs(TRAEFIK) == {
+        "chart": "traefik",
+        "version": "41.3.0",
+        "repository_opts": {"repo": TRAEFIK.repository},
+    }
 
 
 def _failure(evaluate_it: Callable[[], object]) -> str:
@@ -299,14 +329,9 @@ def _failure(evaluate_it: Callable[[], object]) -> str:
 def test_a_missing_archive_stops_preview_with_the_chart_and_the_fix(tmp_path: Path, archives: Path) -> None:
     cache = tmp_path / "charts"
     cache.mkdir()
-    source_cache = {"naomi:charts": {"source": "cache", "cache": str(cache)}}
-    message = _failure(lambda: _evaluate("edge-lab", lambda keys: keys.update(source_cache), preview=True))
-    assert message == (
-        f"naomi:charts: kube-prometheus-stack 88.5.3 is not in the chart cache {cache} (its CRDs are applied "
-        f"from the archive before the release): run naomi charts pull --cache {cache}"
-    )
     for name in ("kube-prometheus-stack-88.5.3.tgz", "kuberay-operator-1.7.0.tgz", "traefik-41.3.0.tgz"):
         (cache / name).symlink_to(archives / name)
+    source_cache = {"naomi:charts": {"source": "cache", "cache": str(cache)}}
     message = _failure(lambda: _evaluate("edge-lab", lambda keys: keys.update(source_cache), preview=True))
     assert message == (
         f"naomi:charts: flyte-binary v1.16.8 is not in the chart cache {cache} (naomi:charts.source is "
@@ -326,28 +351,12 @@ def test_the_crds_need_the_cache_with_charts_from_the_repository(
 
 
 def test_naomi_render_prints_the_missing_archive_as_one_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "naomi.cli",
-            "render",
-            "--stack",
-            "dev",
-            "--charts",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (
+    args = ["render", "--stack", "dev", "--charts", str(tmp_path), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert (result.exit_code, result.stderr) == (
         2,
         f"error: naomi:charts: kuberay-operator 1.7.0 is not in the chart cache {tmp_path} (its CRDs are "
-        f"applied from the archive before the release): run naomi charts pull --cache {tmp_path}",
+        f"applied from the archive before the release): run naomi charts pull --cache {tmp_path}\n",
     )
     assert not (tmp_path / "out").exists()
 
@@ -355,35 +364,23 @@ def test_naomi_render_prints_the_missing_archive_as_one_line(tmp_path: Path) -> 
 # --- naomi images list -------------------------------------------------------------------------
 
 
-def test_images_list_prints_what_to_mirror_with_its_architectures(tmp_path: Path, archives: Path) -> None:
-    project = copy_project(tmp_path / "project")
-    stack = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.edge-lab.yaml").read_text())
-    stack["config"]["naomi:images"]["mirror"] = MIRROR
-    (project / "stacks" / "Pulumi.airgap.yaml").write_text(yaml.safe_dump(stack))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "naomi.cli",
-            "images",
-            "list",
-            "--stack",
-            "airgap",
-            "--charts",
-            str(archives),
-            "--project-dir",
-            str(project),
-        ],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-1500:]
+def test_images_list_prints_what_to_mirror_with_its_architectures(
+    air_gapped: tuple[Evaluation, Rendered], archives: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`naomi images list` over the air-gapped edge-lab (its evaluation and render, evaluated once
+    for this module rather than again)."""
+    from naomi.render import engine, tree
+
+    evaluation, rendered = air_gapped
+    monkeypatch.setattr(engine, "evaluate_stack", lambda project, stack: evaluation)
+    monkeypatch.setattr(tree, "render", lambda evaluation, charts_cache: rendered)
+    result = CliRunner().invoke(app, ["images", "list", "--stack", "edge-lab", "--charts", str(archives)])
+    assert result.exit_code == 0, result.stderr[-1500:]
     lines = result.stdout.splitlines()
     assert lines[0] == "# source\tarchitectures\tpulled as"
     rows = {source: (arches, pulled) for source, arches, pulled in (line.split("\t") for line in lines[1:])}
-    assert result.stderr.strip().splitlines()[-1] == f"airgap: {len(rows)} images, mirror {MIRROR}"
+    assert result.stderr == f"edge-lab: {len(rows)} images, mirror {MIRROR}\n"
+    assert len(rows) == len(lines) - 1 >= 15  # each image once
     assert all(pulled == f"{MIRROR}/{source}" for source, (_, pulled) in rows.items())
     assert not any(source.startswith(MIRROR) for source in rows)
     # From the edge-lab inventory: Ray pools and Prometheus only on x86, the generic model server
@@ -395,70 +392,42 @@ def test_images_list_prints_what_to_mirror_with_its_architectures(tmp_path: Path
     assert "docker.io/library/postgres:17.6-bookworm" in rows  # ours and flyte's wait-for-db: one copy
 
 
-def _pod(spec: dict[str, Any]) -> ModelPod:
-    return ModelPod(namespace="ns", owner="Deployment ns/x", origin="pulumi", metadata={}, spec=spec)
+def test_images_list_refuses_an_incomplete_list(tmp_path: Path) -> None:
+    """Charts missing from the render cache: their pods' images would be missing from the list."""
+    empty = tmp_path / "charts"
+    empty.mkdir()
+    for name in ("kube-prometheus-stack-88.5.3.tgz", "kuberay-operator-1.7.0.tgz", "traefik-41.3.0.tgz"):
+        (empty / name).symlink_to(require_shared("reference/chart-archives") / name)
+    result = CliRunner().invoke(app, ["images", "list", "--stack", "dev", "--charts", str(empty)])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"error: charts missing from the cache {empty}: flyte-binary v1.16.8; their images are unknown "
+        f"(run: naomi charts pull --cache {empty})\n",
+    )
 
 
-def test_architectures_follow_selectors_affinity_and_taints() -> None:
-    nodes = [
-        Node("x86", {"kubernetes.io/arch": "amd64"}),
-        Node(
-            "pi",
-            {"kubernetes.io/arch": "arm64"},
-            ({"key": "dedicated", "value": "edge", "effect": "NoSchedule"},),
-        ),
-        Node(
-            "pi-soft",
-            {"kubernetes.io/arch": "arm64", "soft": "yes"},
-            ({"key": "k", "value": "v", "effect": "PreferNoSchedule"},),
-        ),
-    ]
-    assert architectures(_pod({}), nodes) == {"amd64", "arm64"}  # pi-soft: a preference only
-    assert architectures(_pod({"nodeSelector": {"soft": "no"}}), nodes) == set()
-    only_pi = {"nodeSelector": {"kubernetes.io/arch": "arm64"}}
-    assert [n.name for n in nodes if architectures(_pod(only_pi), [n])] == ["pi-soft"]
-    tolerant = {
-        **only_pi,
-        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
-    }
-    assert [n.name for n in nodes if architectures(_pod(tolerant), [n])] == ["pi", "pi-soft"]
-    affinity = {
-        "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
-                            ]
-                        }
-                    ]
-                }
-            }
-        }
-    }
-    assert architectures(_pod(affinity), nodes) == {"amd64"}
-    # No inventory (an existing cluster): only the architecture constraints count.
-    assert architectures(_pod({"nodeSelector": {"soft": "no"}}), None) == {"amd64", "arm64"}
-    assert architectures(_pod(affinity), None) == {"amd64"}
-
-
-def test_tolerations_match_as_the_scheduler_matches_them() -> None:
-    taint = {"key": "k", "value": "v", "effect": "NoSchedule"}
-    assert tolerates([{"operator": "Exists"}], taint)  # empty key and effect: everything
-    assert tolerates([{"key": "k", "value": "v"}], taint)  # Equal by default
-    assert not tolerates([{"key": "k", "value": "w"}], taint)
-    assert not tolerates([{"key": "k", "operator": "Exists", "effect": "NoExecute"}], taint)
-    assert not tolerates([], taint)
-
-
-def test_image_uses_of_an_existing_cluster_need_both_architectures(
+def test_the_mirror_list_of_an_existing_cluster_needs_both_architectures(
     renders: dict[str, Rendered], evaluations: dict[str, Evaluation]
 ) -> None:
-    uses = image_uses(evaluations["dev"], renders["dev"])
-    assert uses and all(use.source == use.pulled_as for use in uses)
-    by_source = {use.source: use.architectures for use in uses}
+    """No inventory (dev): only the pods' `kubernetes.io/arch` constraints narrow what they need."""
+    uses = image_uses(cluster_model(renders["dev"]), inventory(evaluations["dev"]))
+    entries = mirror_list(uses, mirror_of(evaluations["dev"].config))
+    assert entries and all(entry.source == entry.pulled_as for entry in entries)
+    by_source = {entry.source: entry.architectures for entry in entries}
     assert by_source["docker.io/rayproject/ray:2.60.0-py311-cpu"] == ("amd64",)  # pinned by its selector
-    assert by_source["docker.io/pgsty/minio:RELEASE.2025-12-03T12-00-00Z"] == ("amd64",)  # storage selector
     assert by_source["quay.io/kuberay/operator:v1.7.0"] == ("amd64", "arm64")
-    assert table(uses).count("\n") == len(uses) + 1
+    assert len(by_source) == len(entries)  # each image once
+    assert mirror_table(entries).count("\n") == len(entries) + 1
+
+
+def test_a_mirrors_copy_is_judged_by_the_evidence_for_what_it_copies(
+    air_gapped: tuple[Evaluation, Rendered],
+) -> None:
+    """naomi images check over a mirrored stack: the copies carry their upstream's evidence."""
+    copy = f"{MIRROR}/quay.io/prometheus/alertmanager:v0.34.0"
+    assert image_evidence(copy) is image_evidence("quay.io/prometheus/alertmanager:v0.34.0") is not None
+    assert image_evidence(f"{MIRROR}/quay.io/prometheus/alertmanager:v9.9.9") is None
+    evaluation, rendered = air_gapped
+    uses = image_uses(cluster_model(rendered), inventory(evaluation))
+    assert [use.image for use in uses if image_evidence(use.image) is None] == []

@@ -15,10 +15,9 @@ import pytest
 import yaml
 
 from naomi.paths import PROJECT_DIR
-from naomi.render.diff import diff_files, render_source
+from naomi.render.diff import diff_files
 from naomi.render.tree import Rendered
 from tests.conftest import EXAMPLE_STACKS
-from tests.project_copy import copy_project
 
 DOCS = sorted([PROJECT_DIR / "README.md", *(PROJECT_DIR / "docs").rglob("*.md")])
 KUBECTL_TYPES = {
@@ -210,35 +209,29 @@ def test_config_reference_is_fresh() -> None:
     )
 
 
-def test_upgrade_runbook_diff_is_what_a_version_bump_renders(
-    tmp_path: Path, renders: dict[str, Rendered]
-) -> None:
-    project = copy_project(tmp_path / "project")
-    versions = project / "infra" / "versions.py"
-    versions.write_text(versions.read_text().replace('version="88.5.3"', 'version="88.6.0"'))
-    delta = diff_files(renders["edge-lab"].files, render_source(project, "edge-lab", tmp_path / "out"))
-    assert (delta.added, delta.removed, list(delta.changed)) == (
-        [],
-        [],
-        ["helm/naomi-monitoring-monitoring.yaml"],
-    )
-    # 88.6.0 is not in the chart cache here: the release renders without its chart (no sha256,
-    # nothing "not created"), and the diff leaves its chart objects out instead of listing them
-    # as removed.
-    import yaml
+def test_upgrade_runbook_diff_is_what_a_version_bump_renders(renders: dict[str, Rendered]) -> None:
+    """The bump of tests/chart_bump.py (kube-prometheus-stack 88.5.3 -> 88.6.0, with the archive
+    built from the cached one and a CRD change), rendered once per session, against edge-lab."""
+    from tests import chart_bump
+    from tests.conftest import require_shared
 
-    before = yaml.safe_load(renders["edge-lab"].files["helm/naomi-monitoring-monitoring.yaml"])
-    after = yaml.safe_load(
-        render_source(project, "edge-lab", tmp_path / "again")["helm/naomi-monitoring-monitoring.yaml"]
-    )
-    assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == {
-        "version",
-        "sha256",
-        "notCreated",
-    }
-    assert (before["version"], after["version"]) == ("88.5.3", "88.6.0")
-    patch = delta.changed["helm/naomi-monitoring-monitoring.yaml"]
-    assert "-version: 88.5.3\n+version: 88.6.0" in patch
-    assert delta.uncompared == ["naomi-monitoring/monitoring"]
+    require_shared("reference/chart-archives")
+    delta = diff_files(renders["edge-lab"].files, chart_bump.bumped().files)
+    assert (delta.added, delta.removed, delta.uncompared) == ([], [], [])
+    crds = sorted(p for p in delta.changed if p.startswith("crds/"))
+    objects = [p for p in delta.changed if p.startswith("k8s/")]
+    assert len(crds) == 10 and all(p.endswith(".monitoring.coreos.com.yaml") for p in crds)
+    assert sorted(delta.changed) == sorted(["helm/naomi-monitoring-monitoring.yaml", *crds, *objects])
+    # Only the monitoring release's own objects change besides (its chart version labels).
+    header = "-# helm release naomi-monitoring/monitoring: kube-prometheus-stack 88.5.3 "
+    assert objects and all(header in delta.changed[p] for p in objects)
     runbook = (PROJECT_DIR / "docs" / "runbooks" / "upgrade.md").read_text()
+    assert f"{len(delta.added)} added, {len(delta.removed)} removed, {len(delta.changed)} changed" in runbook
+    assert f"{len(objects)} chart objects" in runbook
     assert "-version: 88.5.3\n+version: 88.6.0" in runbook
+    assert (
+        "-    naomi.io/chart: kube-prometheus-stack-88.5.3\n+    naomi.io/chart: kube-prometheus-stack-88.6.0"
+        in runbook
+    )
+    assert "+  - additionalPrinterColumns:" in delta.changed["crds/podmonitors.monitoring.coreos.com.yaml"]
+    assert "+  - additionalPrinterColumns:" in runbook
