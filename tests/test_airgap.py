@@ -5,6 +5,7 @@ list` prints what to mirror, with the architectures each image needs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tarfile
@@ -392,18 +393,24 @@ def test_images_list_prints_what_to_mirror_with_its_architectures(
     assert "docker.io/library/postgres:17.6-bookworm" in rows  # ours and flyte's wait-for-db: one copy
 
 
-def test_images_list_refuses_an_incomplete_list(tmp_path: Path) -> None:
-    """Charts missing from the render cache: their pods' images would be missing from the list."""
-    empty = tmp_path / "charts"
-    empty.mkdir()
-    for name in ("kube-prometheus-stack-88.5.3.tgz", "kuberay-operator-1.7.0.tgz", "traefik-41.3.0.tgz"):
-        (empty / name).symlink_to(require_shared("reference/chart-archives") / name)
-    result = CliRunner().invoke(app, ["images", "list", "--stack", "dev", "--charts", str(empty)])
+def test_images_list_refuses_an_incomplete_list(
+    evaluations: dict[str, Evaluation],
+    renders: dict[str, Rendered],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chart missing from the render cache: its pods' images would be missing from the list."""
+    from naomi.render import engine, tree
+
+    partial = dataclasses.replace(renders["dev"], charts_missing=["flyte-binary v1.16.8"])
+    monkeypatch.setattr(engine, "evaluate_stack", lambda project, stack: evaluations["dev"])
+    monkeypatch.setattr(tree, "render", lambda evaluation, charts_cache: partial)
+    result = CliRunner().invoke(app, ["images", "list", "--stack", "dev", "--charts", str(tmp_path)])
     assert (result.exit_code, result.stdout, result.stderr) == (
         2,
         "",
-        f"error: charts missing from the cache {empty}: flyte-binary v1.16.8; their images are unknown "
-        f"(run: naomi charts pull --cache {empty})\n",
+        f"error: charts missing from the cache {tmp_path}: flyte-binary v1.16.8; their images are unknown "
+        f"(run: naomi charts pull --cache {tmp_path})\n",
     )
 
 
