@@ -484,29 +484,20 @@ def connect(
     user: Annotated[
         str | None, typer.Option(help="gateway user (default: the first in the stack outputs)")
     ] = None,
-    kubeconfig: Annotated[
-        Path | None,
-        typer.Option(help="kubeconfig to read Ray's token with (default: the stack's kubeconfig output)"),
-    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Write the client configuration for a laptop: the gateway CA, a Flyte config, Ray's job
     address and headers, MLflow's URI and login (see docs/runbooks/laptop.md)."""
     from naomi import connect as client
-    from naomi.verify import VerifyError, kubeconfig_text
 
     project = (project_dir or find_project_dir()).resolve()
     folder = (out_dir or Path.home() / ".naomi" / stack).expanduser().resolve()
     try:
         outputs = client.read_stack_outputs(stack, project)
-
-        def ray_token() -> str:
-            return client.read_ray_token(kubeconfig_text(outputs, kubeconfig), client.ray_namespace(outputs))
-
-        connection = client.connection_from_outputs(stack, outputs, user=user, ray_token=ray_token)
+        connection = client.connection_from_outputs(stack, outputs, user=user)
         files = client.client_files(connection, folder)
         client.write_client_files(files, folder)
-    except (client.ConnectError, VerifyError) as error:
+    except client.ConnectError as error:
         raise _fail(str(error)) from None
     out.print(
         f"wrote {folder}: {', '.join(files)} (gateway {connection.gateway}, user {connection.user})",

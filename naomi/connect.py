@@ -12,9 +12,8 @@ owns how each client carries two logins through it:
   client sends `Authorization: Basic <gateway login>` plus `X-Ray-Authorization: Bearer <token>`:
   Traefik checks and drops the first, Ray reads the second. Ray's SDK adds its own bearer
   `Authorization` only when the caller gave none (`get_auth_headers_if_auth_enabled`), which would
-  collide with the gateway's. The token is the Secret KubeRay makes for the RayCluster (name:
-  the cluster's, key `auth_token`; kuberay v1.7.0 `raycluster_controller.go` createAuthSecret),
-  read with the stack's kubeconfig.
+  collide with the gateway's. The token is the stack output `rayAuthToken` (the stack generates
+  it and gives KubeRay its Secret: infra/ray.py).
 - Flyte (FlyteAdmin's gRPC API at `/flyteidl.service.*`): flytekit sends only bearer tokens, so
   the Flyte config names the `naomi-gateway` auth plugin (`naomi.flyte_auth`), which sends the
   gateway login as `Authorization: Basic`; FlyteAdmin itself runs without auth behind it.
@@ -22,7 +21,7 @@ owns how each client carries two logins through it:
   `MLFLOW_TRACKING_*` variables, with the gateway CA as the server certificate to trust.
 
 `client_files` is a pure function from a `Connection` to the files' contents; the CLI reads the
-stack outputs (`pulumi stack output --show-secrets --json`), the Ray token, and writes them.
+stack outputs (`pulumi stack output --show-secrets --json`) and writes them.
 """
 
 from __future__ import annotations
@@ -41,10 +40,6 @@ from typing import Any
 
 import yaml
 
-# The stack's RayCluster: RayPlatformArgs.cluster_name's default, which the stack program keeps;
-# KubeRay names the token Secret after it (utils.CheckName leaves a short name as it is).
-RAY_CLUSTER = "ray"
-RAY_TOKEN_KEY = "auth_token"
 FLYTE_AUTH_PLUGIN = "naomi-gateway"  # naomi.flyte_auth, entry point group `flytekit.auth`
 FILES = ("ca.pem", "env", "flyte.yaml", "gateway-password", "ray_jobs.py")  # every file it may write
 
@@ -120,13 +115,6 @@ def runs_ray(outputs: Mapping[str, Any]) -> bool:
     return "rayDashboard" in (outputs.get("urls") or {})
 
 
-def ray_namespace(outputs: Mapping[str, Any]) -> str:
-    namespace = (outputs.get("namespaces") or {}).get("ray")
-    if not namespace:
-        raise ConnectError("the stack outputs name no Ray namespace (namespaces.ray)")
-    return str(namespace)
-
-
 def gateway_login(outputs: Mapping[str, Any], stack: str, user: str | None) -> tuple[str, str]:
     users = outputs.get("gatewayUsers") or {}
     if not isinstance(users, dict) or not users:
@@ -144,10 +132,8 @@ def connection_from_outputs(
     outputs: Mapping[str, Any],
     *,
     user: str | None = None,
-    ray_token: Callable[[], str] | None = None,
 ) -> Connection:
-    """The connection the stack outputs describe; `ray_token()` is called (last, after every
-    check of the outputs) when the stack runs Ray."""
+    """The connection the stack outputs describe."""
     from naomi.verify import VerifyError, gateway_base_url
 
     try:
@@ -157,8 +143,13 @@ def connection_from_outputs(
     if not gateway.startswith("https://"):
         raise ConnectError(f"the gateway URL {gateway} is not HTTPS")
     name, password = gateway_login(outputs, stack, user)
-    if runs_ray(outputs) and ray_token is None:
-        raise ConnectError(f"{stack} runs Ray but no way to read its token was given")
+    ray_token = None
+    if runs_ray(outputs):
+        ray_token = str(outputs.get("rayAuthToken") or "")
+        if not ray_token:
+            raise ConnectError(
+                f"the outputs of {stack} have no rayAuthToken (deployed before the stack made Ray's token? pulumi up)"
+            )
     mlflow = None
     admin = outputs.get("mlflowAdmin")
     if outputs.get("mlflowTrackingUri") and isinstance(admin, dict):
@@ -173,36 +164,10 @@ def connection_from_outputs(
         user=name,
         password=password,
         ca_pem=str(outputs.get("gatewayCaCertificate") or ""),
-        ray_token=ray_token() if runs_ray(outputs) and ray_token is not None else None,
+        ray_token=ray_token,
         mlflow=mlflow,
         flyte="flyteConsole" in (outputs.get("urls") or {}),
     )
-
-
-def read_ray_token(kubeconfig: str, namespace: str, cluster: str = RAY_CLUSTER) -> str:
-    """The token KubeRay generated for the RayCluster, from its Secret, with `kubeconfig`."""
-    from naomi.verify import ClusterApi, KubernetesError, VerifyError
-
-    class SecretReader(ClusterApi):
-        def secret(self, namespace: str, name: str) -> dict[str, Any]:
-            path = f"/api/v1/namespaces/{urllib.parse.quote(namespace)}/secrets/{urllib.parse.quote(name)}"
-            found: dict[str, Any] = json.loads(self._call("GET", path))
-            return found
-
-    where = f"Secret {namespace}/{cluster}"
-    try:
-        secret = SecretReader(kubeconfig).secret(namespace, cluster)
-    except VerifyError as error:
-        raise ConnectError(str(error)) from None
-    except KubernetesError as error:
-        raise ConnectError(f"cannot read Ray's token ({where}): {error}") from None
-    except Exception as error:  # unreachable API server, TLS, DNS: the client's own exceptions
-        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
-        raise ConnectError(f"cannot read Ray's token ({where}): {reason}") from None
-    encoded = (secret.get("data") or {}).get(RAY_TOKEN_KEY)
-    if not encoded:
-        raise ConnectError(f"{where} has no {RAY_TOKEN_KEY} (is token auth on?)")
-    return base64.b64decode(encoded).decode()
 
 
 def client_files(connection: Connection, folder: Path) -> dict[str, str]:

@@ -2,25 +2,26 @@
 
 The edge-lab gateway (the rendered IngressRoutes, Middlewares and Traefik's entry point, on the
 real binary: `tests.test_gateway_traefik.local_gateway`) runs on 127.0.0.1 in front of three real
-backends: a Ray head with token auth, dashboard and job API; an MLflow server started from the
-component's own settings (auth on, artifacts proxied into a moto S3 server); and, behind the
-Flyte gRPC route (h2c), a stand-in for FlyteAdmin's gRPC API (flyteidl's generated service,
-answering the few calls tried here and recording what reached it; FlyteAdmin itself is not
-installable here). The stack outputs come from a fake `pulumi` on PATH, shaped as the edge-lab
-render exports them; Ray's token from a recording HTTP server standing in for the API server
-(the Secret KubeRay makes). `naomi connect` writes the files, then the laptop runbook's commands
-run as written, in order, in one shell, and the Python clients are tried with the same files.
+backends: a Ray head with token auth, dashboard and job API; the render's MLflow pod (the
+session's shared platform, `tests.platform_model.shared_platform`: PostgreSQL, auth on, users
+made by the rendered users Job, artifacts proxied into a moto S3 server); and, behind the Flyte
+gRPC route (h2c), a stand-in for FlyteAdmin's gRPC API (flyteidl's generated service, answering
+the few calls tried here and recording what reached it; FlyteAdmin itself is not installable
+here). The stack outputs come from a fake `pulumi` on PATH, shaped as the edge-lab render exports
+them. The laptop addresses the gateway as `https://localhost:<port>` (the certificate names
+localhost too): `localhost:*` is one of the Host patterns the rendered MLflow allows, standing
+in for the gateway's own address. `naomi connect` writes the files, then the laptop runbook runs
+as written (its bash commands and its Ray and MLflow Python blocks), in order, in one shell.
 
 Ray listens on every interface: the Ray tests need a loopback-only network namespace
-(scripts/test.sh). Figures on 2 cores: Ray head ~5 s, MLflow ~10 s, the runbook ~25 s.
+(scripts/test.sh). One Ray head, one Traefik, one runbook run for the module; the platform is
+the session's (shared with tests/test_mlflow_server.py and others).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -29,13 +30,11 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +42,10 @@ import pytest
 import yaml
 
 from infra.flyte import GRPC_API, GRPC_PORT, GRPC_SERVICE
-from infra.mlflow import BACKEND_URI_ENV, FLASK_SECRET_ENV, auth_ini, server_args, server_environment
 from infra.ray import DASHBOARD_PORT
 from naomi import connect
 from naomi.paths import PROJECT_DIR
+from naomi.render.engine import Evaluation
 from naomi.render.tree import Rendered
 from naomi.verify import gateway_routes
 from tests.test_gateway_traefik import LocalGateway, free_port, gateway_objects, local_gateway
@@ -55,58 +54,13 @@ STACK = "edge-lab"
 RUNBOOK = PROJECT_DIR / "docs" / "runbooks" / "laptop.md"
 BIN = Path(sys.executable).parent
 STAND_IN_VERSION = "stand-in-for-flyteadmin"
-MLFLOW_BUCKET = "connect-mlflow"
+MLFLOW_BUCKET = "mlflow"  # infra.mlflow MlflowArgs.bucket's default, as edge-lab renders it
 RAY_SERVICE = f"naomi-ray/ray-head-svc:{DASHBOARD_PORT}"
 MLFLOW_SERVICE = "naomi-platform/mlflow:5000"
 FLYTE_GRPC_SERVICE = f"naomi-platform/{GRPC_SERVICE}:{GRPC_PORT}"
 
 
-# --- stand-ins for what has no local binary: the Kubernetes API (one Secret), FlyteAdmin ---------
-
-
-@contextlib.contextmanager
-def kubernetes_api(secrets_by_path: Mapping[str, dict[str, Any]], token: str) -> Iterator[str]:
-    """An HTTP server answering GET of the given Secret paths to `Bearer <token>` (else 401 or
-    404 as the API server would); yields a kubeconfig pointing at it."""
-
-    class ApiServer(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = 200, secrets_by_path.get(self.path)
-            if self.headers.get("Authorization") != f"Bearer {token}":
-                status, body = 401, {"kind": "Status", "message": "Unauthorized"}
-            elif body is None:
-                name = self.path.rsplit("/", 1)[-1]
-                status, body = 404, {"kind": "Status", "message": f'secrets "{name}" not found'}
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ApiServer)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}
-                ],
-                "users": [{"name": "u", "user": {"token": token}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+# --- a stand-in for what has no local binary: FlyteAdmin ---------------------------------------
 
 
 @dataclass
@@ -165,7 +119,7 @@ class StandInAdmin:
             server.stop(grace=None)
 
 
-# --- real servers: MLflow, a Ray head ------------------------------------------------------------
+# --- a real Ray head --------------------------------------------------------------------------
 
 
 def _wait(ready: Any, process: subprocess.Popen[bytes], log: Path, what: str, seconds: float) -> None:
@@ -187,47 +141,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     """This machine's environment without the AWS/MLflow/Ray settings a laptop would not have."""
     drop = ("AWS_", "MLFLOW_", "RAY_ADDRESS", "RAY_AUTH", "RAY_API_SERVER", "RAY_JOB", "FLYTE")
     return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
-
-
-@contextlib.contextmanager
-def mlflow_server(
-    scratch: Path, s3_endpoint: str, password: str
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """MLflow as the component runs it (infra.mlflow settings), sqlite for Postgres, S3 on moto;
-    Host headers of the local gateway (127.0.0.1:<any port>) allowed."""
-    port = free_port()
-    scratch.mkdir(parents=True)
-    config = scratch / "basic_auth.ini"
-    config.write_text(auth_ini(database_uri=f"sqlite:///{scratch / 'auth.db'}", admin_password=password))
-    args = server_args(
-        artifacts_destination=f"s3://{MLFLOW_BUCKET}",
-        allowed_hosts=("127.0.0.1:*",),
-        static_prefix="/mlflow",
-        host="127.0.0.1",
-        port=port,
-        workers=1,
-    )
-    env = _clean_env(
-        **{
-            **server_environment(s3_endpoint=f"http://{s3_endpoint}", auth_config_path=str(config)),
-            "HOME": str(scratch),
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        }
-    )
-    env.update(
-        {BACKEND_URI_ENV: f"sqlite:///{scratch / 'mlflow.db'}", FLASK_SECRET_ENV: secrets.token_urlsafe(32)}
-    )
-    log = scratch / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(BIN / "mlflow"), *args[1:]], env=env, stdout=output, stderr=subprocess.STDOUT, cwd=scratch
-        )
-    try:
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -301,13 +214,18 @@ class Laptop:
     env: dict[str, str]  # the laptop's shell environment (before sourcing the env file)
     outputs: dict[str, Any]
     ray_token: str
-    mlflow_password: str
+    mlflow_login: tuple[str, str]
     s3: Any  # minio.Minio on the moto server behind MLflow
     connect_stdout: str
 
     @property
     def folder(self) -> Path:
         return self.home / ".naomi" / STACK
+
+    @property
+    def url(self) -> str:
+        """The gateway as the laptop addresses it (the stack output's gateway stands for it)."""
+        return f"https://localhost:{self.gateway.traefik.port}"
 
     def shell(self, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -322,21 +240,19 @@ class Laptop:
 
 
 def stack_outputs(
-    rendered: Rendered, gateway: LocalGateway, mlflow_password: str, kubeconfig: str
+    rendered: Rendered, gateway_url: str, gateway: LocalGateway, mlflow_admin: tuple[str, str], ray_token: str
 ) -> dict[str, Any]:
     """The render's stack outputs with the local gateway's address and real values for its secrets."""
     outputs: dict[str, Any] = yaml.safe_load(rendered.files["outputs.yaml"])
-    base = gateway.traefik.base_url
     rendered_base = connect.connection_from_outputs(
-        STACK, {**outputs, "gatewayUsers": {"admin": "x"}}, ray_token=lambda: "x"
+        STACK, {**outputs, "gatewayUsers": {"admin": "x"}, "rayAuthToken": "x"}
     ).gateway
-    text = json.dumps(outputs).replace(rendered_base, base)
-    outputs = json.loads(text)
+    outputs = json.loads(json.dumps(outputs).replace(rendered_base, gateway_url))
     outputs.update(
         gatewayUsers=dict(gateway.passwords),
         gatewayCaCertificate=gateway.ca_pem,
-        mlflowAdmin={"username": "admin", "password": mlflow_password},
-        kubeconfig=kubeconfig,
+        mlflowAdmin={"username": mlflow_admin[0], "password": mlflow_admin[1]},
+        rayAuthToken=ray_token,
     )
     return outputs
 
@@ -362,49 +278,44 @@ def flyte_entry_point(folder: Path) -> Path:
     return folder
 
 
+TRAIN_MESSAGE = "train.py ran on the cluster"
+TRAIN_PY = f"print({TRAIN_MESSAGE!r})\n"  # what the runbook's Ray example submits
+
+
 @pytest.fixture(scope="module")
 def laptop(
-    renders: dict[str, Rendered], s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+    renders: dict[str, Rendered],
+    evaluations: dict[str, Evaluation],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Laptop]:
     from tests.ray_env import require_loopback_only_network
 
     require_loopback_only_network()
-    for module in ("ray", "mlflow", "flytekit", "grpc", "minio", "kubernetes"):
+    for module in ("ray", "mlflow", "flytekit", "grpc", "moto"):
         pytest.importorskip(module)
     import requests
-    from minio import Minio
+
+    from tests.platform_model import admin_login, shared_platform
 
     scratch = tmp_path_factory.mktemp("laptop")
-    host, port = s3_endpoint.split(":")
-    s3 = Minio(f"{host}:{port}", "testing", "testing", secure=False, region="us-east-1")
-    if not s3.bucket_exists(MLFLOW_BUCKET):
-        s3.make_bucket(MLFLOW_BUCKET)
     objects = gateway_objects(renders[STACK])
-    ray_token = base64.b64encode(secrets.token_bytes(32)).decode()  # as KubeRay makes it
-    mlflow_password = secrets.token_urlsafe(24)
-    api_token = secrets.token_urlsafe(16)
-    secret = {"data": {"auth_token": base64.b64encode(ray_token.encode()).decode()}}
+    ray_token = secrets.token_hex(20)  # 40 letters and digits, as infra/ray.py's RandomPassword
     with contextlib.ExitStack() as stack:
-        mlflow_url, mlflow_process = stack.enter_context(
-            mlflow_server(scratch / "mlflow", s3_endpoint, mlflow_password)
-        )
         ray_url, ray_process, ray_log = stack.enter_context(ray_head(ray_token))
         admin = stack.enter_context(StandInAdmin().running())
+        platform = shared_platform(evaluations[STACK], tmp_path_factory.mktemp("platform"))
+        assert platform.mlflow is not None
         _wait(
-            lambda: requests.get(f"{mlflow_url}/mlflow/health", timeout=2).status_code == 200,
-            mlflow_process,
-            scratch / "mlflow" / "server.log",
-            "mlflow server",
-            90,
-        )
-        jobs = f"{ray_url}/api/jobs/"
-        headers = {"X-Ray-Authorization": f"Bearer {ray_token}"}
-        _wait(
-            lambda: requests.get(jobs, headers=headers, timeout=2).status_code == 200,
+            lambda: (
+                requests.get(
+                    f"{ray_url}/api/jobs/", headers={"X-Ray-Authorization": f"Bearer {ray_token}"}, timeout=2
+                ).status_code
+                == 200
+            ),
             ray_process,
             ray_log,
             "ray head",
-            60,
+            90,
         )
         gateway = stack.enter_context(
             local_gateway(
@@ -412,21 +323,20 @@ def laptop(
                 scratch / "traefik",
                 routes=gateway_routes(objects),
                 servers={
-                    MLFLOW_SERVICE: mlflow_url,
+                    MLFLOW_SERVICE: f"http://127.0.0.1:{platform.mlflow.port}",
                     RAY_SERVICE: ray_url,
                     FLYTE_GRPC_SERVICE: f"http://127.0.0.1:{admin.port}",
                 },
             )
         )
-        kubeconfig = stack.enter_context(
-            kubernetes_api({"/api/v1/namespaces/naomi-ray/secrets/ray": secret}, api_token)
-        )
-        outputs = stack_outputs(renders[STACK], gateway, mlflow_password, kubeconfig)
+        gateway_url = f"https://localhost:{gateway.traefik.port}"
+        mlflow_admin = admin_login(platform.cluster)
+        outputs = stack_outputs(renders[STACK], gateway_url, gateway, mlflow_admin, ray_token)
         fake_pulumi(scratch / "bin", outputs)
         home, work = scratch / "home", scratch / "work"
         home.mkdir()
         work.mkdir()
-        (work / "README.txt").write_text("the working dir a ray job uploads\n")
+        (work / "train.py").write_text(TRAIN_PY)
         env = _clean_env(
             HOME=str(home),
             PATH=f"{scratch / 'bin'}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -446,7 +356,18 @@ def laptop(
             check=False,
         )
         assert written.returncode == 0, written.stderr
-        yield Laptop(gateway, admin, home, work, env, outputs, ray_token, mlflow_password, s3, written.stdout)
+        yield Laptop(
+            gateway,
+            admin,
+            home,
+            work,
+            env,
+            outputs,
+            ray_token,
+            mlflow_admin,
+            platform.s3.client,
+            written.stdout,
+        )
 
 
 # --- the files -----------------------------------------------------------------------------------
@@ -456,7 +377,7 @@ def test_connect_writes_the_files_for_every_client_owner_only(laptop: Laptop) ->
     folder = laptop.folder
     assert laptop.connect_stdout == (
         f"wrote {folder}: ca.pem, env, flyte.yaml, gateway-password, ray_jobs.py "
-        f"(gateway {laptop.gateway.traefik.base_url}, user admin)\n"
+        f"(gateway {laptop.url}, user admin)\n"
         f"next: . {folder / 'env'}  (then docs/runbooks/laptop.md)\n"
     )
     assert sorted(p.name for p in folder.iterdir()) == sorted(connect.FILES)
@@ -471,7 +392,7 @@ def test_the_flyte_config_is_what_flytekit_reads(laptop: Laptop) -> None:
 
     config = PlatformConfig.auto(str(laptop.folder / "flyte.yaml"))
     assert (config.endpoint, config.insecure, config.ca_cert_file_path) == (
-        f"127.0.0.1:{laptop.gateway.traefik.port}",
+        f"localhost:{laptop.gateway.traefik.port}",
         False,
         str(laptop.folder / "ca.pem"),
     )
@@ -497,66 +418,102 @@ def runbook_commands() -> list[str]:
     ]
 
 
-def test_the_laptop_runbook_runs_as_written(laptop: Laptop) -> None:
+def runbook_python(section: str) -> str:
+    """The Python block of the runbook's section `section` (its heading's text after the number)."""
+    text = RUNBOOK.read_text(encoding="utf-8")
+    body = re.split(rf"^## \d+\. {re.escape(section)}$", text, flags=re.MULTILINE)[1].split("\n## ")[0]
+    (block,) = re.findall(r"```python\n(.*?)```", body, flags=re.DOTALL)
+    return str(block)
+
+
+@dataclass
+class RunbookRun:
+    commands: list[str]
+    steps: dict[str, str]  # step -> what it printed (stdout and stderr)
+    admin_calls: list[str]  # FlyteAdmin methods called during the run
+    admin_metadata: list[dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def runbook(laptop: Laptop) -> RunbookRun:
+    """The runbook's bash commands, then its Ray and MLflow Python blocks, in one shell, in order."""
     commands = runbook_commands()
-    assert [c.split()[0] for c in commands] == ["naomi", ".", "ray", "ray", "mlflow", "pyflyte"]
+    steps = [*commands, "python: Ray jobs", "python: MLflow"]
     script = "".join(f"echo {shlex.quote(f'>>> {c}')}\n{c}\n" for c in commands)
+    for step, section in zip(steps[len(commands) :], ("Ray jobs", "MLflow"), strict=True):
+        script += f"echo {shlex.quote(f'>>> {step}')}\npython - <<'EOF'\n{runbook_python(section)}EOF\n"
     before = len(laptop.admin.calls)
     done = laptop.shell(script, timeout=240)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
-    steps = dict(zip(commands, re.split(r"^>>> .*$", output, flags=re.MULTILINE)[1:], strict=True))
-    submit, listing = (steps[c] for c in commands[2:4])
-    assert "cluster resources {" in submit and re.search(r"Job 'raysubmit_\w+' succeeded", submit), submit
-    assert "SUCCEEDED" in listing, listing
-    assert re.search(r"^0\s+Default\s", steps[commands[4]], flags=re.MULTILINE), steps[commands[4]]
-    info = steps[commands[5]]
+    printed = re.split(r"^>>> .*$", done.stdout, flags=re.MULTILINE)[1:]
+    calls = laptop.admin.calls[before:]
+    return RunbookRun(
+        commands,
+        dict(zip(steps, printed, strict=True)),
+        [method for method, _, _ in calls],
+        [metadata for _, metadata, _ in calls],
+    )
+
+
+def test_the_runbook_has_the_steps_this_test_runs(runbook: RunbookRun) -> None:
+    assert [c.split()[0] for c in runbook.commands] == ["naomi", ".", "ray", "pyflyte"]
+
+
+def test_the_runbook_submits_a_ray_job_with_the_cli_through_the_gateway(runbook: RunbookRun) -> None:
+    submit = runbook.steps[runbook.commands[2]]
+    # The job's driver joins the cluster (token auth on) and the CLI followed its logs to the end.
+    assert "cluster resources {" in submit, submit
+    assert re.search(r"Job 'raysubmit_\w+' succeeded", submit), submit
+
+
+def test_the_runbook_submits_a_ray_job_from_python_with_ray_jobs_py(runbook: RunbookRun) -> None:
+    printed = runbook.steps["python: Ray jobs"]
+    # The log websocket (tail_job_logs) through the gateway, then the job's status.
+    assert TRAIN_MESSAGE in printed, printed
+    assert re.search(r"^raysubmit_\w+ SUCCEEDED$", printed, flags=re.MULTILINE), printed
+
+
+def test_the_runbook_logs_an_mlflow_run_through_the_gateway(laptop: Laptop, runbook: RunbookRun) -> None:
+    import requests
+
+    printed = runbook.steps["python: MLflow"]
+    (run_id,) = re.findall(r"^run (\w+)$", printed, flags=re.MULTILINE)
+    answer = requests.get(
+        f"{laptop.url}/mlflow/api/2.0/mlflow/runs/get",
+        params={"run_id": run_id},
+        auth=laptop.mlflow_login,
+        verify=str(laptop.folder / "ca.pem"),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    run = answer.json()["run"]
+    assert [(m["key"], m["value"]) for m in run["data"]["metrics"]] == [("loss", 0.5)]
+    assert run["info"]["artifact_uri"].startswith("mlflow-artifacts:/")  # proxied: no S3 on the laptop
+    stored = [o.object_name for o in laptop.s3.list_objects(MLFLOW_BUCKET, recursive=True)]
+    assert any(name.endswith(f"{run_id}/artifacts/notes.json") for name in stored), stored
+
+
+def test_the_runbook_asks_flyteadmin_its_version_through_the_gateway(
+    laptop: Laptop, runbook: RunbookRun
+) -> None:
+    info = runbook.steps[runbook.commands[3]]
     assert f"Flyte Backend Version: {STAND_IN_VERSION}" in info, info
-    assert f"Flyte Backend Endpoint: 127.0.0.1:{laptop.gateway.traefik.port}" in info, info
+    assert f"Flyte Backend Endpoint: localhost:{laptop.gateway.traefik.port}" in info, info
     # pyflyte's GetVersion reached the stand-in through the gateway, the gateway login removed.
-    assert laptop.admin.methods()[before:] == ["GetVersion"]
-    assert "authorization" not in laptop.admin.calls[-1][1]
+    assert runbook.admin_calls == ["GetVersion"]
+    assert "authorization" not in runbook.admin_metadata[0]
 
 
 # --- Ray -----------------------------------------------------------------------------------------
 
 
-def _ray_jobs(laptop: Laptop) -> Any:
-    spec = importlib.util.spec_from_file_location("ray_jobs", laptop.folder / "ray_jobs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_ray_jobs_py_submits_a_job_and_follows_its_logs_through_the_gateway(laptop: Laptop) -> None:
-    from ray.job_submission import JobStatus
-
-    client = _ray_jobs(laptop).job_client()
-    job = client.submit_job(entrypoint="python -c \"print('from the laptop, through the gateway')\"")
-    deadline = time.monotonic() + 60
-    while (status := client.get_job_status(job)) not in {
-        JobStatus.SUCCEEDED,
-        JobStatus.FAILED,
-        JobStatus.STOPPED,
-    }:
-        assert time.monotonic() < deadline, f"job {job} still {status}"
-        time.sleep(0.2)  # polling the job API, bounded by the deadline
-    assert status == JobStatus.SUCCEEDED, client.get_job_logs(job)
-    assert "from the laptop, through the gateway" in client.get_job_logs(job)
-
-    async def tail() -> str:  # the job API's log websocket, through the gateway
-        return "".join([chunk async for chunk in client.tail_job_logs(job)])
-
-    assert "from the laptop, through the gateway" in asyncio.run(tail())
-
-
 def test_ray_needs_the_gateway_login_and_its_token(laptop: Laptop) -> None:
     import requests
 
-    url = f"{laptop.gateway.traefik.base_url}/ray/api/jobs/"
+    url = f"{laptop.url}/ray/api/jobs/"
     ca = str(laptop.folder / "ca.pem")
-    login = {"Authorization": _ray_jobs(laptop).HEADERS["Authorization"]}
+    login = {"Authorization": laptop.gateway.login()["Authorization"]}
     token = f"Bearer {laptop.ray_token}"
 
     def get(headers: dict[str, str]) -> tuple[int, str, str | None]:
@@ -574,42 +531,23 @@ def test_ray_needs_the_gateway_login_and_its_token(laptop: Laptop) -> None:
         None,
     )
     assert get({**login, "X-Ray-Authorization": token})[0] == 200
+    # What ray_jobs.py sends is exactly these two.
+    written = (laptop.folder / "ray_jobs.py").read_text()
+    assert repr({**login, "X-Ray-Authorization": token}) in written
 
 
 # --- MLflow --------------------------------------------------------------------------------------
 
 
-def test_a_run_is_logged_through_the_gateway_with_the_env_file(laptop: Laptop) -> None:
-    script = (
-        "import mlflow\n"
-        "mlflow.set_experiment('laptop')\n"
-        "with mlflow.start_run() as run:\n"
-        "    mlflow.log_param('where', 'laptop')\n"
-        "    mlflow.log_metric('loss', 0.5)\n"
-        "    mlflow.log_dict({'from': 'laptop'}, 'notes.json')\n"
-        "print(run.info.run_id, run.info.artifact_uri)\n"
-        "print(mlflow.MlflowClient().get_run(run.info.run_id).data.metrics)\n"
-    )
-    done = laptop.shell(f". ~/.naomi/{STACK}/env\npython -c {shlex.quote(script)}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_id, artifact_uri), metrics = (line.split() for line in done.stdout.splitlines()[-2:])
-    assert artifact_uri.startswith("mlflow-artifacts:/")  # proxied by the server, no S3 on the laptop
-    assert metrics == ["{'loss':", "0.5}"]
-    stored = [o.object_name for o in laptop.s3.list_objects(MLFLOW_BUCKET, recursive=True)]
-    assert any(name.endswith(f"{run_id}/artifacts/notes.json") for name in stored), stored
-
-
 def test_mlflow_refuses_the_laptop_without_its_password(laptop: Laptop) -> None:
     import requests
 
-    url = f"{laptop.gateway.traefik.base_url}/mlflow/api/2.0/mlflow/experiments/search"
+    url = f"{laptop.url}/mlflow/api/2.0/mlflow/experiments/search"
     ca = str(laptop.folder / "ca.pem")
     anonymous = requests.post(url, json={"max_results": 1}, verify=ca, timeout=10)
     # MLflow's own challenge, not the gateway's (its auth is off on /mlflow).
     assert (anonymous.status_code, anonymous.headers.get("WWW-Authenticate")) == (401, 'Basic realm="mlflow"')
-    login = requests.post(
-        url, json={"max_results": 1}, auth=("admin", laptop.mlflow_password), verify=ca, timeout=10
-    )
+    login = requests.post(url, json={"max_results": 1}, auth=laptop.mlflow_login, verify=ca, timeout=10)
     assert login.status_code == 200
 
 
@@ -737,7 +675,7 @@ BASE = {
         "rayDashboard": "https://192.168.50.10:30443/ray/",
     },
     "gatewayUsers": {"admin": "pw"},
-    "namespaces": {"ray": "naomi-ray"},
+    "rayAuthToken": "tok",
 }
 
 
@@ -751,38 +689,22 @@ def test_a_stack_without_gateway_users_or_that_user_is_refused(tmp_path: Path) -
     assert _refused(_connect(tmp_path, {**BASE, "gatewayUsers": {}}), tmp_path) == (
         "error: the outputs of edge-lab have no gatewayUsers (is the platform layer deployed?)\n"
     )
-    with kubernetes_api({}, "t") as kubeconfig:
-        outputs = {**BASE, "kubeconfig": kubeconfig, "urls": {"mlflow": BASE["urls"]["mlflow"]}}
-        assert _refused(_connect(tmp_path, outputs, "--user", "bob"), tmp_path) == (
-            "error: --user bob: not a gateway user of edge-lab (users: admin)\n"
-        )
-
-
-def test_ray_token_problems_are_one_line(tmp_path: Path) -> None:
-    pytest.importorskip("kubernetes")
-    assert _refused(_connect(tmp_path, BASE), tmp_path) == (
-        "error: no kubeconfig: the stack exports none and --kubeconfig was not given\n"
+    assert _refused(_connect(tmp_path, BASE, "--user", "bob"), tmp_path) == (
+        "error: --user bob: not a gateway user of edge-lab (users: admin)\n"
     )
-    with kubernetes_api({}, "t") as kubeconfig:
-        assert _refused(_connect(tmp_path, {**BASE, "kubeconfig": kubeconfig}), tmp_path) == (
-            'error: cannot read Ray\'s token (Secret naomi-ray/ray): HTTP 404: secrets "ray" not found\n'
-        )
-    secret = {"/api/v1/namespaces/naomi-ray/secrets/ray": {"data": {}}}
-    with kubernetes_api(secret, "t") as kubeconfig:
-        assert _refused(_connect(tmp_path, {**BASE, "kubeconfig": kubeconfig}), tmp_path) == (
-            "error: Secret naomi-ray/ray has no auth_token (is token auth on?)\n"
-        )
-    with kubernetes_api(secret, "t") as kubeconfig:
-        wrong = kubeconfig.replace("token: t", "token: other")
-        assert _refused(_connect(tmp_path, {**BASE, "kubeconfig": wrong}), tmp_path) == (
-            "error: cannot read Ray's token (Secret naomi-ray/ray): HTTP 401: Unauthorized\n"
-        )
+
+
+def test_a_stack_running_ray_without_its_token_output_is_refused(tmp_path: Path) -> None:
+    outputs = {key: value for key, value in BASE.items() if key != "rayAuthToken"}
+    assert _refused(_connect(tmp_path, outputs), tmp_path) == (
+        "error: the outputs of edge-lab have no rayAuthToken "
+        "(deployed before the stack made Ray's token? pulumi up)\n"
+    )
 
 
 def test_an_out_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out").write_text("mine")
-    outputs = {**BASE, "urls": {"mlflow": BASE["urls"]["mlflow"]}}
-    result = _connect(tmp_path, outputs)
+    result = _connect(tmp_path, BASE)
     assert (result.returncode, result.stderr) == (2, f"error: --out: not a folder: {tmp_path / 'out'}\n")
     assert (tmp_path / "out").read_text() == "mine"
 
@@ -826,17 +748,26 @@ def test_ray_headers_carry_the_gateway_login_and_the_token() -> None:
 def test_what_connect_reads_is_what_the_stack_renders(renders: dict[str, Rendered]) -> None:
     """The outputs and the RayCluster connect relies on, as the edge-lab render has them."""
     outputs = yaml.safe_load(renders[STACK].files["outputs.yaml"])
-    assert {"gatewayUsers", "gatewayCaCertificate", "mlflowTrackingUri", "mlflowAdmin", "kubeconfig"} <= set(
-        outputs
-    )
+    assert {
+        "gatewayUsers",
+        "gatewayCaCertificate",
+        "mlflowTrackingUri",
+        "mlflowAdmin",
+        "rayAuthToken",
+    } <= set(outputs)
     assert {"rayDashboard", "flyteConsole"} <= set(outputs["urls"])
+    # Token auth on, with the Secret the stack makes (whose token infra/ray.py exports as rayAuthToken).
     (cluster,) = [o for o in renders[STACK].kubernetes if o["kind"] == "RayCluster"]
-    assert (cluster["metadata"]["namespace"], cluster["metadata"]["name"]) == (
-        connect.ray_namespace(outputs),
-        connect.RAY_CLUSTER,
-    )
-    # No secretName: KubeRay makes the token Secret itself, named after the cluster.
-    assert cluster["spec"]["authOptions"] == {"mode": "token"}
+    auth = cluster["spec"]["authOptions"]
+    assert auth["mode"] == "token"
+    (token_secret,) = [
+        o
+        for o in renders[STACK].kubernetes
+        if o["kind"] == "Secret"
+        and (o["metadata"]["namespace"], o["metadata"]["name"])
+        == (cluster["metadata"]["namespace"], auth["secretName"])
+    ]
+    assert set(token_secret["stringData"]) == {"auth_token"}
     grpc = next(
         o
         for o in renders[STACK].kubernetes

@@ -131,7 +131,7 @@ def free_port() -> int:
 
 
 def certificate() -> tuple[str, str]:
-    """A self-signed P-256 certificate for 127.0.0.1 (PEM certificate, PEM key), as the stack's CA
+    """A self-signed P-256 certificate for 127.0.0.1 and localhost (PEM certificate, PEM key), as the stack's CA
     signs the gateway's: the test trusts exactly this one."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -150,7 +150,12 @@ def certificate() -> tuple[str, str]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+            # localhost too: a client addressing the gateway by that name sends `Host: localhost:<port>`,
+            # one of the Host patterns the rendered MLflow allows (tests/test_connect.py).
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -189,7 +194,9 @@ def h2c_services(objects: Sequence[Mapping[str, Any]]) -> set[str]:
     """`namespace/name:port` of every Service an IngressRoute reaches over h2c (gRPC)."""
     return {
         ServiceRef(
-            str(service.get("namespace") or obj["metadata"]["namespace"]), service["name"], str(service["port"])
+            str(service.get("namespace") or obj["metadata"]["namespace"]),
+            service["name"],
+            str(service["port"]),
         ).describe()
         for obj in objects
         if obj.get("kind") == "IngressRoute"
