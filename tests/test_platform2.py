@@ -180,6 +180,7 @@ def test_dashboards_and_uis_are_routed_behind_the_gateway(renders: dict[str, Ren
         "alertmanager",
         "ray-dashboard",
         "flyte",
+        "flyte-grpc",
         "serving-qoe",
         "serving-qoe-edge",
     }
@@ -188,6 +189,7 @@ def test_dashboards_and_uis_are_routed_behind_the_gateway(renders: dict[str, Ren
         "alertmanager",
         "ray-dashboard",
         "flyte",
+        "flyte-grpc",
         "object-store-console",
         "serving-qoe",
         "serving-qoe-edge",

@@ -9,7 +9,8 @@ and the binary's v3.7.15) `pkg/provider/kubernetes/crd/kubernetes.go` and `kuber
 
 Translated 1:1 (same values, same names as the CRD provider gives them):
 - IngressRoute routes -> routers: the `match` string as `rule`, `priority`, `syntax`, the
-  `entryPoints`, `tls` (certResolver, domains); router and service named
+  `entryPoints`, `tls` (certResolver, domains), the service's `scheme` (h2c for gRPC) on its
+  server URL; router and service named
   `Normalize(<namespace>-<route>-<sha256(match)[:10 bytes] hex>)` (`makeServiceKey`), middleware
   references `Normalize(<namespace>-<name>)` (`resolveReference`).
 - Middlewares `headers` and `stripPrefix` (the CRD embeds the dynamic types: copied as they are);
@@ -263,8 +264,20 @@ def _routers(
             router["ruleSyntax"] = str(route["syntax"])
         if tls is not None:
             router["tls"] = {key: tls[key] for key in ("certResolver", "domains") if tls.get(key)}
-        service = {"loadBalancer": {"servers": [{"url": backends[reference]}], "passHostHeader": True}}
+        url = _with_scheme(backends[reference], services[0].get("scheme"), where)
+        service = {"loadBalancer": {"servers": [{"url": url}], "passHostHeader": True}}
         yield router_name(namespace, name, match), router, service
+
+
+def _with_scheme(url: str, scheme: Any, where: str) -> str:
+    """The backend URL with the route's `scheme` (`http`, `https`, `h2c`), as the CRD provider
+    builds each server URL (`parseServiceProtocol`: another value disables the router; without
+    one, http or https by the Service port, which the caller's URL stands for here)."""
+    if scheme is None:
+        return url
+    if scheme not in ("http", "https", "h2c"):
+        raise TranslationError(f"{where}: invalid scheme {scheme!r} specified")
+    return f"{scheme}://{url.partition('://')[2]}"
 
 
 def _middleware(
