@@ -112,6 +112,9 @@ class ReleaseSettings:
     source: ChartSource = field(default_factory=ChartSource)
     timeout_seconds: int = 600
     crd_provider: pulumi.ProviderResource | None = None
+    # `naomi:charts.crds: program`: the operator charts' CRDs as resources (ChartCrds); else each
+    # release installs its chart's crds/ as Helm does (only when absent, never upgraded).
+    apply_crds: bool = False
 
     def __post_init__(self) -> None:
         if self.timeout_seconds < 60:
@@ -187,14 +190,17 @@ def chart_release(
     crds: bool = True,
     skip_await: bool = False,
 ) -> tuple[k8s.helm.v3.Release, ChartCrds | None]:
-    """The release of `chart`, with its CRDs (when `crds`) applied first as `ChartCrds`.
+    """The release of `chart`, with its CRDs (when `crds`, the chart has CRDs to apply, and
+    `settings.apply_crds`) applied first as `ChartCrds`.
 
     `opts` are the release's (parent, dependencies); the CRDs get the same parent and
-    `settings.crd_provider`. The release skips the chart's crds/ (they exist by then, applied by
-    us), waits for its workloads (`skip_await` False) up to the profile's timeout.
+    `settings.crd_provider`. The release then skips the chart's crds/ (they exist by then, applied
+    by us); otherwise Helm installs them. It waits for its workloads (`skip_await` False) up to the
+    profile's timeout.
     """
     crd_component = None
     release_opts = opts
+    crds = crds and settings.apply_crds
     if crds:
         archive = settings.source.archive(chart, "its CRDs are applied from the archive before the release")
         crd_component = ChartCrds(

@@ -420,13 +420,20 @@ class ChartsConfig(_Model):
     source: Literal["repository", "cache"] = Field(
         default="repository",
         description="repository: each chart's Helm repository; cache: the archives in `cache` "
-        "(no network at pulumi up). The CRDs always come from the chart cache",
+        "(no network at pulumi up). With crds program, the CRDs always come from the chart cache",
     )
     cache: str | None = Field(
         default=None,
         min_length=1,
         description="with source cache: the folder of <chart>-<version>.tgz (naomi charts pull --cache "
         "<dir>), relative to the project root or absolute",
+    )
+    crds: Literal["helm", "program"] = Field(
+        default="helm",
+        description="helm: each release installs its chart's CRDs when they are absent and never "
+        "upgrades them (a chart bump needs the runbook's kubectl apply step); program: the operator "
+        "charts' CRDs are resources of the program, read from the chart cache, applied before their "
+        "release and upgraded with it (docs/runbooks/upgrade.md)",
     )
 
     @model_validator(mode="after")
@@ -438,8 +445,8 @@ class ChartsConfig(_Model):
         if self.source == "repository" and self.cache is not None:
             raise _KeyError(
                 ("cache",),
-                "only used with source 'cache'; with source 'repository' the CRDs come from the machine's "
-                "chart cache ($NAOMI_CHARTS, else ~/.cache/naomi/charts)",
+                "only used with source 'cache'; with source 'repository' and crds 'program' the CRDs come "
+                "from the machine's chart cache ($NAOMI_CHARTS, else ~/.cache/naomi/charts)",
             )
         return self
 

@@ -181,6 +181,7 @@ def release_settings(config: StackConfig, access: ClusterAccess) -> ReleaseSetti
         source=source,
         timeout_seconds=PROFILES[config.profile].release_timeout_seconds,
         crd_provider=access.crd_provider,
+        apply_crds=charts.crds == "program",
     )
 
 

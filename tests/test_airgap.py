@@ -259,7 +259,7 @@ def test_config_refuses_what_would_not_reach_a_mirror_or_a_cache() -> None:
     )
     assert _config_error(lambda keys: keys.update({"naomi:charts": {"cache": "charts"}})) == (
         "invalid stack config: naomi:charts.cache: only used with source 'cache'; with source 'repository' "
-        "the CRDs come from the machine's chart cache ($NAOMI_CHARTS, else ~/.cache/naomi/charts)"
+        "and crds 'program' the CRDs come from the machine's chart cache ($NAOMI_CHARTS, else ~/.cache/naomi/charts)"
     )
 
 
@@ -344,22 +344,23 @@ def test_the_crds_need_the_cache_with_charts_from_the_repository(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NAOMI_CHARTS", str(tmp_path))
-    message = _failure(lambda: _evaluate("dev", lambda keys: None))
+    program_crds = {"naomi:charts": {"crds": "program"}}
+    message = _failure(lambda: _evaluate("dev", lambda keys: keys.update(program_crds)))
     assert message == (
         f"naomi:charts: kuberay-operator 1.7.0 is not in the chart cache {tmp_path} (its CRDs are applied "
         f"from the archive before the release): run naomi charts pull --cache {tmp_path}"
     )
 
 
-def test_naomi_render_prints_the_missing_archive_as_one_line(tmp_path: Path) -> None:
+def test_naomi_render_names_the_charts_missing_from_the_cache(tmp_path: Path) -> None:
+    """Default CRDs (helm): the program needs no archive; the render says what it could not render."""
     args = ["render", "--stack", "dev", "--charts", str(tmp_path), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
-    assert (result.exit_code, result.stderr) == (
-        2,
-        f"error: naomi:charts: kuberay-operator 1.7.0 is not in the chart cache {tmp_path} (its CRDs are "
-        f"applied from the archive before the release): run naomi charts pull --cache {tmp_path}\n",
-    )
-    assert not (tmp_path / "out").exists()
+    assert result.exit_code == 0, result.output
+    assert (
+        "charts missing from the cache: flyte-binary v1.16.8, kuberay-operator 1.7.0, traefik 41.3.0 "
+        "(run: naomi charts pull)"
+    ) in result.output
 
 
 # --- naomi images list -------------------------------------------------------------------------

@@ -353,15 +353,6 @@ def _release_counts(rendered: Rendered) -> dict[str, dict[str, int]]:
     return {origin: dict(sorted(c.items())) for origin, c in sorted(counts.items())}
 
 
-def _applied_crds(rendered: Rendered) -> Counter[str]:
-    """The charts' CRDs the program applies itself before each release (infra.charts), by chart."""
-    return Counter(
-        obj["metadata"]["labels"]["naomi.io/chart"]
-        for obj in rendered.kubernetes
-        if obj["kind"] == "CustomResourceDefinition"
-    )
-
-
 def test_edge_lab_renders_every_releases_objects(renders: dict[str, Rendered], archives: Path) -> None:
     rendered = renders["edge-lab"]
     assert rendered.charts_missing == []
@@ -373,13 +364,9 @@ def test_edge_lab_renders_every_releases_objects(renders: dict[str, Rendered], a
         "helm:naomi-platform/flyte-binary",
         "helm:naomi-ray/kuberay-operator",
     }
-    # The releases skip their crds/ (the program applies those CRDs first, upgraded with the chart).
-    assert not any("CRD (crds/)" in c for c in counts.values())
-    assert _applied_crds(rendered) == {
-        "traefik-41.3.0": 25,  # 26 files, kustomization.yaml left out
-        "kube-prometheus-stack-88.5.3": 10,
-        "kuberay-operator-1.7.0": 4,
-    }
+    assert counts["helm:naomi-gateway/traefik"]["CRD (crds/)"] == 25  # 26 files, kustomization.yaml left out
+    assert counts["helm:naomi-monitoring/monitoring"]["CRD (crds/)"] == 10
+    assert counts["helm:naomi-ray/kuberay-operator"]["CRD (crds/)"] == 4
     assert counts["helm:naomi-monitoring/monitoring"]["Prometheus"] == 1
     assert counts["helm:naomi-monitoring/monitoring"]["Job"] == 2  # the admission hooks
     grafana = rendered.files["k8s/naomi-monitoring/Deployment-monitoring-grafana.yaml"]
@@ -392,7 +379,7 @@ def test_edge_lab_renders_every_releases_objects(renders: dict[str, Rendered], a
     assert job.splitlines()[2] == (
         "# helm hook: pre-install,pre-upgrade (delete policy: before-hook-creation,hook-succeeded)"
     )
-    assert "crds/prometheuses.monitoring.coreos.com.yaml" in rendered.files
+    assert "crds/monitoring/prometheuses.monitoring.coreos.com.yaml" in rendered.files
     assert "k8s/kube-system/Service-monitoring-kube-prometheus-coredns.yaml" in rendered.files
 
 
@@ -415,8 +402,7 @@ def test_helm_documents_carry_the_archive_digest_and_what_was_not_created(
 def test_lab_ha_renders_the_same_releases(renders: dict[str, Rendered]) -> None:
     counts = _release_counts(renders["lab-ha"])
     print(counts)
-    applied = sum(_applied_crds(renders["lab-ha"]).values())
-    assert len(counts) == 4 and sum(sum(c.values()) for c in counts.values()) + applied >= 150
+    assert len(counts) == 4 and sum(sum(c.values()) for c in counts.values()) >= 150
 
 
 def test_all_objects_yields_ours_then_the_charts_with_their_origin(renders: dict[str, Rendered]) -> None:
@@ -472,24 +458,20 @@ def _naomi(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_missing_charts_are_reported_and_fail_in_ci(tmp_path: Path, archives: Path) -> None:
-    # The charts whose CRDs the program applies must be there (tests/test_airgap.py); a release
-    # without CRDs (flyte-binary) renders without its objects and is reported.
-    partial = tmp_path / "no-flyte"
-    partial.mkdir()
-    for archive in ("kuberay-operator-1.7.0.tgz", "traefik-41.3.0.tgz", "kube-prometheus-stack-88.5.3.tgz"):
-        (partial / archive).symlink_to(archives / archive)
-    line = "charts missing from the cache: flyte-binary v1.16.8 (run: naomi charts pull)"
-    result = _naomi("render", "--stack", "dev", "--charts", str(partial), "--out", str(tmp_path / "a"))
+def test_missing_charts_are_reported_and_fail_in_ci(tmp_path: Path) -> None:
+    empty = tmp_path / "no-charts"
+    empty.mkdir()
+    line = "charts missing from the cache: flyte-binary v1.16.8, kuberay-operator 1.7.0, traefik 41.3.0 (run: naomi charts pull)"
+    result = _naomi("render", "--stack", "dev", "--charts", str(empty), "--out", str(tmp_path / "a"))
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[-1] == line
-    assert "sha256: null" in (tmp_path / "a" / "helm" / "naomi-platform-flyte-binary.yaml").read_text()
+    assert "sha256: null" in (tmp_path / "a" / "helm" / "naomi-gateway-traefik.yaml").read_text()
     strict = _naomi(
         "render",
         "--stack",
         "dev",
         "--charts",
-        str(partial),
+        str(empty),
         "--out",
         str(tmp_path / "b"),
         NAOMI_REQUIRE_CHARTS="1",

@@ -1,7 +1,7 @@
-"""Upgrades that carry CRDs (issue 17, defect 4): the operator charts' CRDs are resources of the
-program, taken from the chart archive, applied before their release (whose `skipCrds` is set),
-updated in place by a version bump and never deleted; the releases wait as long as the profile
-says."""
+"""Upgrades that carry CRDs (issue 17, defect 4). With `naomi:charts.crds: program` the operator
+charts' CRDs are resources of the program, taken from the chart archive, applied before their
+release (whose `skipCrds` is set), updated in place by a version bump and never deleted. The
+default (`helm`) leaves them to Helm, as before. The releases wait as long as the profile says."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ import yaml
 from infra.charts import CHART_LABEL, chart_crds
 from infra.profiles import PROFILES
 from naomi.cluster import charts
-from naomi.paths import PROJECT_DIR
 from naomi.render import engine
 from naomi.render.diff import diff_files
 from naomi.render.engine import Evaluation, Record
-from naomi.render.tree import Rendered
+from naomi.render.tree import Rendered, render
 from tests import chart_bump
-from tests.conftest import require_shared
+from tests.conftest import EXAMPLE_STACKS, require_shared
+from tests.local_cluster import evaluate_stack_with
+
+PROGRAM_CRDS = {"charts": {"crds": "program"}}
 
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -41,11 +43,29 @@ def _records(evaluation: Evaluation, type_: str) -> list[Record]:
     return [r for r in evaluation.records if r.type == type_]
 
 
-@pytest.mark.parametrize("stack", ["edge-lab", "lab-ha", "dev"])
-def test_operator_crds_are_resources_applied_before_their_release(
-    evaluations: dict[str, Evaluation], archives: Path, stack: str
-) -> None:
+@pytest.fixture(scope="module")
+def program(archives: Path) -> dict[str, Evaluation]:
+    """edge-lab and dev (no monitoring) with the CRDs as the program's resources."""
+    return {stack: evaluate_stack_with(stack, PROGRAM_CRDS) for stack in ("edge-lab", "dev")}
+
+
+@pytest.fixture(scope="module")
+def program_render(program: dict[str, Evaluation], archives: Path) -> Rendered:
+    return render(program["edge-lab"], charts_cache=archives)
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_by_default_helm_installs_the_crds(evaluations: dict[str, Evaluation], stack: str) -> None:
     evaluation = evaluations[stack]
+    assert _records(evaluation, CRD_TYPE) == []
+    assert not any(r.inputs.get("skipCrds") for r in _records(evaluation, RELEASE_TYPE))
+
+
+@pytest.mark.parametrize("stack", ["edge-lab", "dev"])
+def test_operator_crds_are_resources_applied_before_their_release(
+    program: dict[str, Evaluation], archives: Path, stack: str
+) -> None:
+    evaluation = program[stack]
     crds = _records(evaluation, CRD_TYPE)
     releases = {str(r.inputs["name"]): r for r in _records(evaluation, RELEASE_TYPE)}
     assert set(releases) == {*OPERATOR_CHARTS, "flyte-binary"} - ({"monitoring"} if stack == "dev" else set())
@@ -68,12 +88,10 @@ def test_operator_crds_are_resources_applied_before_their_release(
 
 
 def test_crds_are_applied_as_the_chart_ships_them_plus_our_labels(
-    evaluations: dict[str, Evaluation], archives: Path
+    program: dict[str, Evaluation], archives: Path
 ) -> None:
     (podmonitor,) = [
-        r
-        for r in _records(evaluations["edge-lab"], CRD_TYPE)
-        if r.name == "podmonitors.monitoring.coreos.com"
+        r for r in _records(program["edge-lab"], CRD_TYPE) if r.name == "podmonitors.monitoring.coreos.com"
     ]
     (shipped,) = [
         c
@@ -102,7 +120,7 @@ class _OptionsMonitor(engine._RecordingMonitor):
 def test_crds_are_never_deleted_and_adopt_what_helm_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "_RecordingMonitor", _OptionsMonitor)
     _OptionsMonitor.retained = {}
-    evaluation = engine.evaluate_stack(PROJECT_DIR, "edge-lab")
+    evaluation = evaluate_stack_with("edge-lab", PROGRAM_CRDS)
     crds = {key: retained for key, retained in _OptionsMonitor.retained.items() if key.startswith(CRD_TYPE)}
     assert len(crds) == 39 and all(crds.values())
     others = [
@@ -195,8 +213,8 @@ def test_a_skipcrds_release_sees_the_apis_of_the_crds_applied_before_it(widget_c
     assert "namespace" not in applied["Widget"]["metadata"]  # cluster-scoped, by the applied CRD's scope
 
 
-def test_the_render_gives_each_release_the_crds_it_depends_on(renders: dict[str, Rendered]) -> None:
-    rendered = renders["edge-lab"]
+def test_the_render_gives_each_release_the_crds_it_depends_on(program_render: Rendered) -> None:
+    rendered = program_render
     assert not any(item.crd for item in rendered.chart_objects)  # no release applies CRDs itself
     files = [path for path in rendered.files if path.startswith("crds/")]
     assert len(files) == 39 and "crds/rayclusters.ray.io.yaml" in files
@@ -206,9 +224,9 @@ def test_the_render_gives_each_release_the_crds_it_depends_on(renders: dict[str,
 # --- a version bump ------------------------------------------------------------------------------
 
 
-def test_a_version_bump_updates_the_crds_in_place(renders: dict[str, Rendered], archives: Path) -> None:
-    bump = chart_bump.bumped()
-    delta = diff_files(renders["edge-lab"].files, bump.files)
+def test_a_version_bump_updates_the_crds_in_place(program_render: Rendered, archives: Path) -> None:
+    bump = chart_bump.bumped("program")
+    delta = diff_files(program_render.files, bump.files)
     assert (delta.added, delta.removed) == ([], [])
     # The same resources with the same identities and order: every change is an update.
     assert "plan.yaml" not in delta.changed
@@ -231,7 +249,7 @@ def test_a_version_bump_updates_the_crds_in_place(renders: dict[str, Rendered], 
 
 
 def test_a_bump_without_its_archive_stops_with_the_fix(archives: Path, tmp_path: Path) -> None:
-    bump = chart_bump.bumped()
+    bump = chart_bump.bumped("program")
     result = chart_bump.render(bump.project, "edge-lab", archives, tmp_path / "out")
     assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (
         2,

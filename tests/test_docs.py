@@ -236,18 +236,21 @@ def test_upgrade_runbook_diff_is_what_a_version_bump_renders(renders: dict[str, 
     assert (delta.added, delta.removed, delta.uncompared) == ([], [], [])
     crds = sorted(p for p in delta.changed if p.startswith("crds/"))
     objects = [p for p in delta.changed if p.startswith("k8s/")]
-    assert len(crds) == 10 and all(p.endswith(".monitoring.coreos.com.yaml") for p in crds)
+    # Default CRDs (helm): the release's crds/ as the chart ships them, under crds/<release>/.
+    assert len(crds) == 10 and all(
+        p.startswith("crds/monitoring/") and p.endswith(".monitoring.coreos.com.yaml") for p in crds
+    )
     assert sorted(delta.changed) == sorted(["helm/naomi-monitoring-monitoring.yaml", *crds, *objects])
     # Only the monitoring release's own objects change besides (its chart version labels).
     header = "-# helm release naomi-monitoring/monitoring: kube-prometheus-stack 88.5.3 "
-    assert objects and all(header in delta.changed[p] for p in objects)
+    assert objects and all(header in delta.changed[p] for p in [*objects, *crds])
     runbook = (PROJECT_DIR / "docs" / "runbooks" / "upgrade.md").read_text()
     assert f"{len(delta.added)} added, {len(delta.removed)} removed, {len(delta.changed)} changed" in runbook
     assert f"{len(objects)} chart objects" in runbook
     assert "-version: 88.5.3\n+version: 88.6.0" in runbook
+    assert header.strip() in runbook
     assert (
-        "-    naomi.io/chart: kube-prometheus-stack-88.5.3\n+    naomi.io/chart: kube-prometheus-stack-88.6.0"
-        in runbook
+        "+  - additionalPrinterColumns:"
+        in delta.changed["crds/monitoring/podmonitors.monitoring.coreos.com.yaml"]
     )
-    assert "+  - additionalPrinterColumns:" in delta.changed["crds/podmonitors.monitoring.coreos.com.yaml"]
     assert "+  - additionalPrinterColumns:" in runbook

@@ -37,8 +37,7 @@ def test_rendered_objects_validate_against_kubernetes_and_crd_schemas(
 ) -> None:
     version = _kubernetes_version(stack, project_dir)
     for obj in renders[stack].kubernetes:
-        if obj["kind"] != "CustomResourceDefinition":  # the charts' CRDs: each once, below
-            validate_object(obj, version, reference)
+        validate_object(obj, version, reference)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +53,10 @@ def chart_crds(
     shared_kinds = {kind for _, kind in reference.crd_schemas}
     used_kinds = {item.object["kind"] for r in renders.values() for item in r.chart_objects if not item.crd}
     for rendered in renders.values():
-        # The charts' CRDs as the program applies them before each release (infra.charts).
-        for crd in (obj for obj in rendered.kubernetes if obj["kind"] == "CustomResourceDefinition"):
-            if crd["spec"]["names"]["kind"] in used_kinds - shared_kinds:
-                name = crd["metadata"]["name"]
-                path = f"crds/{name}.yaml"
+        for item in rendered.chart_objects:
+            if item.crd and item.object["spec"]["names"]["kind"] in used_kinds - shared_kinds:
+                name = item.object["metadata"]["name"]
+                path = f"crds/{item.origin.rsplit('/', 1)[1]}/{name}.yaml"  # the chart's own bytes
                 (root / "crds" / f"{name}.yaml").write_text(rendered.files[path])
     return Reference(root)
 
@@ -96,10 +94,10 @@ def test_chart_crds_validate_against_kubernetes(renders: dict[str, Rendered], pr
     """Each CRD a chart applies, once (the same chart bytes render the same CRDs in every stack)."""
     versions = {_kubernetes_version(stack, project_dir) for stack in renders}
     crds = {
-        obj["metadata"]["name"]: obj
+        item.object["metadata"]["name"]: item.object
         for rendered in renders.values()
-        for obj in rendered.kubernetes
-        if obj["kind"] == "CustomResourceDefinition"
+        for item in rendered.chart_objects
+        if item.crd
     }
     assert {"prometheuses.monitoring.coreos.com", "rayclusters.ray.io", "ingressroutes.traefik.io"} <= set(
         crds
