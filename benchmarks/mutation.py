@@ -1,0 +1,284 @@
+"""Benchmark: mutation score per security- and decision-critical module (issue 17, goal ≥ 90 %).
+
+For each module in `TARGETS` (module path → the test files that exercise it) this copies the
+working tree (the files git tracks plus untracked ones it does not ignore, so tests not yet
+committed count) into a scratch folder, writes a `setup.cfg` for mutmut (PyPI, 3.8) mutating that
+one module and selecting those test files, runs `mutmut run`, and reads the verdict of every mutant
+from mutmut's `mutants/<module>.meta`. It prints one line per module: mutants, killed (a test
+failed, or the mutant ran past mutmut's time limit), survived, not covered (no selected test
+reaches the mutated function), other (suspicious, segfault), the score killed / mutants and the
+score over the mutants not listed in `EQUIVALENT` (survivors read and judged to behave exactly as
+the original; each with the reason). A survivor listed there that gets killed later is reported,
+so the list cannot go stale silently.
+
+Not in CI's time budget: the full job takes tens of minutes on 2 cores. Run it by hand, or as the
+manual workflow `.github/workflows/mutation.yml`:
+
+    .venv/bin/python benchmarks/mutation.py                       # every module
+    .venv/bin/python benchmarks/mutation.py --module infra/pods.py
+    .venv/bin/python benchmarks/mutation.py --smoke               # one small module, < 30 s
+    .venv/bin/python benchmarks/mutation.py --module X --survivors   # print each survivor's diff
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+
+@dataclass(frozen=True)
+class Target:
+    """The test files that exercise a module and, when not the whole module, the functions mutated
+    (`name` or `Class.method`): the decision-critical part of a module that also holds I/O glue."""
+
+    tests: tuple[str, ...]
+    functions: tuple[str, ...] = ()
+
+
+# module → its tests (mutmut runs, per mutant, the selected tests that reach the mutated function).
+TARGETS: dict[str, Target] = {
+    "workloads/triggers/receiver.py": Target(("tests/test_triggers.py", "tests/test_receiver_boundaries.py")),
+    "workloads/common/serving.py": Target(
+        ("tests/test_qoe_serving.py", "tests/test_serving_boundaries.py"),
+        (
+            "strict_json",
+            "shown",
+            "check_numbers",
+            "check_tensor",
+            "parse_tensor",
+            "parse_feedback",
+            "read_body",
+            "feedback_key",
+            "FeedbackIds.__init__",
+            "FeedbackIds.issue",
+            "FeedbackIds.read",
+        ),
+    ),
+    "workloads/common/registry.py": Target(
+        ("tests/test_qoe_registry.py", "tests/test_registry_boundaries.py"),
+        ("absent", "champion_metric", "apply_decision"),
+    ),
+    "workloads/qoe/registry.py": Target(
+        ("tests/test_qoe_registry.py", "tests/test_registry_boundaries.py"), ("decide",)
+    ),
+    "workloads/mnist/registry.py": Target(
+        ("tests/test_mnist.py", "tests/test_registry_boundaries.py"), ("decide",)
+    ),
+    "stacks/config.py": Target(("tests/test_config.py", "tests/test_config_boundaries.py")),
+    "infra/network.py": Target(("tests/test_netpol.py", "tests/test_network_boundaries.py")),
+    "infra/pods.py": Target(("tests/test_pods_boundaries.py",)),
+    "infra/gateway.py": Target(("tests/test_gateway_boundaries.py",)),
+    "infra/mlflow.py": Target(("tests/test_mlflow_boundaries.py",)),
+}
+
+
+def mutant_prefix(module: str, function: str) -> str:
+    """mutmut 3's mutant names: `<dotted module>.x_<function>__mutmut_<n>`, methods `xǁClassǁmethod`."""
+    dotted = module.removesuffix(".py").replace("/", ".")
+    return f"{dotted}.x" + ("ǁ" + function.replace(".", "ǁ") if "." in function else "_" + function) + "__mutmut_"
+
+
+# The smoke target: small, with a fast test file, so tests/test_benchmarks.py can run the whole
+# pipeline (copy, mutmut, parse) in seconds.
+SMOKE = "workloads/common/registry.py"
+
+# module → {mutant name: why it behaves exactly as the original}.
+_FASTAPI_DOCS = (
+    "only the OpenAPI schema and the docs pages use the title, and with openapi_url=None FastAPI "
+    "serves neither (fastapi 0.165.0 applications.py `setup`: `if self.openapi_url and self.docs_url`)"
+)
+EQUIVALENT: dict[str, dict[str, str]] = {
+    "workloads/triggers/receiver.py": {
+        **{f"workloads.triggers.receiver.x_create_app__mutmut_{n}": _FASTAPI_DOCS for n in (53, 54, 58, 59)},
+        **{
+            f"workloads.triggers.receiver.x_create_app__mutmut_{n}": "docs_url/redoc_url dropped: "
+            + _FASTAPI_DOCS.split(", and ", 1)[1]
+            for n in (55, 56)
+        },
+    },
+}
+
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+@dataclass(frozen=True)
+class Score:
+    module: str
+    counts: Counter[str]
+    equivalent: int
+    stale_equivalents: tuple[str, ...]
+    seconds: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def killed(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in KILLED)
+
+    @property
+    def other(self) -> int:
+        return self.total - self.killed - self.counts["survived"] - self.counts["no tests"]
+
+    def score(self) -> float:
+        return 100.0 * self.killed / self.total if self.total else 0.0
+
+    def score_without_equivalents(self) -> float:
+        judged = self.total - self.equivalent
+        return 100.0 * self.killed / judged if judged else 0.0
+
+
+def _tree_files() -> list[str]:
+    """The working tree as git sees it: tracked files plus untracked ones not ignored."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=PROJECT_DIR,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return [f for f in out.split("\0") if f and (PROJECT_DIR / f).is_file()]
+
+
+def _copy_tree(dest: Path) -> None:
+    for name in _tree_files():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_DIR / name, target)
+    (dest / ".venv").symlink_to((PROJECT_DIR / ".venv").resolve())
+
+
+def _setup_cfg(module: str, tests: tuple[str, ...], top_level: list[str]) -> str:
+    # mutmut reads list values one per line; each pytest argument must be its own token.
+    lines = ["[mutmut]", f"source_paths={module}", "also_copy="]
+    lines += [f"    {name}" for name in top_level]
+    lines += ["pytest_add_cli_args_test_selection="]
+    lines += [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider", "    -q"]
+    return "\n".join(lines) + "\n"
+
+
+def _statuses(meta: Path) -> dict[str, str]:
+    from mutmut.stats import status_by_exit_code
+
+    data = json.loads(meta.read_text())
+    return {name: status_by_exit_code[code] for name, code in data["exit_code_by_key"].items()}
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the mutated copy must be what the tests import
+    home = scratch / "home"
+    tmp = scratch / "tmp"
+    home.mkdir(exist_ok=True)
+    tmp.mkdir(exist_ok=True)
+    env.update(HOME=str(home), TMPDIR=str(tmp))
+    shared = (PROJECT_DIR.parent / "shared").resolve()
+    if "NAOMI_SHARED" not in env and shared.is_dir():
+        env["NAOMI_SHARED"] = str(shared)
+    charts = shared / "reference" / "chart-archives"
+    if "NAOMI_CHARTS" not in env and charts.is_dir():
+        env["NAOMI_CHARTS"] = str(charts)
+    return env
+
+
+def run_module(module: str, target: Target, children: int, survivors: bool) -> Score:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="naomi-mutation-") as scratch_name:
+        scratch = Path(scratch_name)
+        tree = scratch / "tree"
+        _copy_tree(tree)
+        present = tuple(t for t in target.tests if (tree / t).is_file())
+        if not present:  # mutmut would run the whole suite
+            raise SystemExit(f"{module}: none of its test files exist: {', '.join(target.tests)}")
+        prefixes = tuple(mutant_prefix(module, f) for f in target.functions)
+        selection = [p + "*" for p in prefixes]
+        top_level = sorted(p.name for p in tree.iterdir() if p.name not in {"tests", ".venv", ".git"})
+        (tree / "setup.cfg").write_text(_setup_cfg(module, present, top_level))
+        mutmut = str(PROJECT_DIR / ".venv" / "bin" / "mutmut")
+        env = _environment(scratch)
+        run = subprocess.run(
+            [mutmut, "run", "--max-children", str(children), *selection],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        meta = tree / "mutants" / (module + ".meta")
+        if run.returncode != 0 or not meta.is_file():
+            sys.stderr.write(run.stdout[-4000:] + run.stderr[-4000:])
+            raise SystemExit(f"mutmut failed on {module} (exit {run.returncode})")
+        statuses = {
+            name: status
+            for name, status in _statuses(meta).items()
+            if not prefixes or name.startswith(prefixes)
+        }
+        equivalent = EQUIVALENT.get(module, {})
+        if survivors:
+            for name, status in sorted(statuses.items()):
+                if status == "survived" and name not in equivalent:
+                    diff = subprocess.run(
+                        [mutmut, "show", name], cwd=tree, env=env, capture_output=True, text=True
+                    )
+                    print(diff.stdout)
+    stale = tuple(sorted(n for n in equivalent if statuses.get(n) != "survived"))
+    return Score(
+        module=module,
+        counts=Counter(statuses.values()),
+        equivalent=len(equivalent) - len(stale),
+        stale_equivalents=stale,
+        seconds=time.monotonic() - started,
+    )
+
+
+HEADER = (
+    f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'no tests':>8} {'other':>5} "
+    f"{'equiv':>5} {'score':>7} {'w/o eq':>7} {'time':>6}"
+)
+
+
+def _line(s: Score) -> str:
+    return (
+        f"{s.module:34} {s.total:7d} {s.killed:6d} {s.counts['survived']:8d} {s.counts['no tests']:8d} "
+        f"{s.other:5d} {s.equivalent:5d} {s.score():6.1f}% {s.score_without_equivalents():6.1f}% "
+        f"{s.seconds:5.0f}s"
+    )
+
+
+def main(argv: list[str] | None = None) -> list[Score]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", action="append", choices=sorted(TARGETS), help="only this module")
+    parser.add_argument("--smoke", action="store_true", help=f"only {SMOKE} (quick)")
+    parser.add_argument("--max-children", type=int, default=2, help="parallel mutant runs (cores)")
+    parser.add_argument("--survivors", action="store_true", help="print the diff of every survivor")
+    args = parser.parse_args(argv)
+    modules = [SMOKE] if args.smoke else (args.module or list(TARGETS))
+    print(HEADER, flush=True)
+    scores = []
+    for module in modules:
+        score = run_module(module, TARGETS[module], args.max_children, args.survivors)
+        scores.append(score)
+        print(_line(score), flush=True)
+        for name in score.stale_equivalents:
+            print(f"  listed as equivalent but not a survivor now: {name}", flush=True)
+    if len(scores) > 1:
+        total = Score("total", sum((s.counts for s in scores), Counter()), sum(s.equivalent for s in scores), (), 0)
+        total = Score("total", total.counts, total.equivalent, (), sum(s.seconds for s in scores))
+        print(_line(total), flush=True)
+    return scores
+
+
+if __name__ == "__main__":
+    main()
