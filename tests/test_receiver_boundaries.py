@@ -257,7 +257,11 @@ def test_the_saved_state_forgets_old_and_excess_alerts(monkeypatch: pytest.Monke
     receiver = Receiver({"t": Rule("t", "w")}, Recording(), Clock(now), state=state)
     _decide(receiver, _alert(fingerprint="new"))
     assert state.document is not None
-    assert state.document["handled"] == {"t|a|x": now - 10, "t|b|x": now - 5, "t|new|2026-11-28T10:00:00Z": now}
+    assert state.document["handled"] == {
+        "t|a|x": now - 10,
+        "t|b|x": now - 5,
+        "t|new|2026-11-28T10:00:00Z": now,
+    }
     assert state.document["lastLaunch"] == {"t": now}
 
 
@@ -452,6 +456,7 @@ def test_main_help_names_its_options(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         module.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "Alertmanager webhooks in, at most one Flyte execution out." in text
-    assert "JSON rules file rendered by the stack" in text
-    assert "0.0.0.0 inside a container" in text
+    assert "Alertmanager webhooks in, at most one Flyte execution out. options:" in text
+    assert "A metric trigger" not in text  # the description is the first paragraph only
+    assert "RULES JSON rules file rendered by the stack --host" in text
+    assert "HOST 0.0.0.0 inside a container --port" in text

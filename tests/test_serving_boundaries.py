@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from workloads.common import serving
 from workloads.common.serving import (
     FLOAT32_MAX,
     MAX_FEEDBACK,
@@ -122,7 +121,9 @@ def test_tensor_shapes() -> None:
     assert _message(check_tensor, [], (None, 1, 2), "w", units) == rows
     assert _message(check_tensor, [[[1, 2]]] * (MAX_ROWS + 1), (None, 1, 2), "w", units) == rows
     assert _message(check_tensor, {"a": 1}, (None, 1, 2), "w", units) == rows
-    assert _message(check_tensor, [[[1, 2]], [[1]]], (None, 1, 2), "w", units) == "w[1][0]: expected 2 features"
+    assert (
+        _message(check_tensor, [[[1, 2]], [[1]]], (None, 1, 2), "w", units) == "w[1][0]: expected 2 features"
+    )
     assert _message(check_tensor, [[[1, 2], [3, 4]]], (None, 1, 2), "w", units) == "w[0]: expected 1 steps"
     assert _message(check_tensor, [[[1, 2, 3]]], (None, 1, 2), "w", units) == "w[0][0]: expected 2 features"
     assert _message(check_tensor, [[7]], (None, 1, 2), "w", units) == "w[0][0]: expected 2 features"
@@ -200,9 +201,11 @@ def test_the_body_limit_is_inclusive_declared_and_streamed() -> None:
     assert _read(FakeRequest([b"x"], "000000000000001"), 10**15) == b"x"
 
 
-def test_the_default_body_limit() -> None:
-    assert read_body.__defaults__ == (serving.MAX_BODY_BYTES,)
-    assert serving.MAX_BODY_BYTES == 1_000_000
+def test_the_default_body_limit_is_a_million_bytes() -> None:
+    assert asyncio.run(read_body(FakeRequest([b"x"], "1000000"))) == b"x"  # type: ignore[arg-type]
+    with pytest.raises(BodyTooLarge) as raised:
+        asyncio.run(read_body(FakeRequest([b"x"], "1000001")))  # type: ignore[arg-type]
+    assert str(raised.value) == "body larger than 1000000 bytes"
 
 
 # --- feedback ids -----------------------------------------------------------------------------
