@@ -165,7 +165,7 @@ def test_parse_feedback() -> None:
     for body in (b"[]", b'{"ids": []}', b'{"ids": [], "actuals": [], "x": 1}'):
         assert _message(parse_feedback, body) == shape
     wrong_ids = f"ids: expected a list of 1 to {MAX_FEEDBACK} prediction ids"
-    for ids_value in ([], ids + ["x"], "a", [1], ["b" * 201]):
+    for ids_value in ([], [*ids, "x"], "a", [1], ["b" * 201]):
         assert _message(parse_feedback, _feedback(ids_value, [0])) == wrong_ids
     assert _message(parse_feedback, _feedback(["a", "b"], [1])) == "actuals: expected 2 numbers"
     assert _message(parse_feedback, _feedback(["a"], [True])) == "actuals: expected finite numbers, got true"
