@@ -307,3 +307,22 @@ def test_an_id_issued_in_the_future_is_read() -> None:
     token = ids.issue("1", 1.0)
     clock.now -= 1000
     assert ids.read(token) == ("1", 1.0)
+
+
+def test_shown_never_converts_a_huge_integer() -> None:
+    # str() of an int over 4,300 digits raises (CPython's int_max_str_digits); shown must not.
+    assert shown(10**5000) == "an integer of more than 30 digits"
+    assert shown(-(10**5000)) == "an integer of more than 30 digits"
+
+
+@pytest.mark.parametrize("version", ["", "1", "12", "123", "1234"])
+def test_ids_of_every_padding_length_round_trip(version: str) -> None:
+    ids = FeedbackIds(b"key", clock=Clock())
+    token = ids.issue(version, 0.5)
+    assert ids.read(token) == (version, 0.5)
+
+
+def test_a_version_cut_inside_a_character_reads_with_a_replacement() -> None:
+    ids = FeedbackIds(b"key", clock=Clock())
+    version = "a" + "é" * 40  # 81 bytes: the 64-byte cut falls inside an é
+    assert ids.read(ids.issue(version, 1.0)) == ("a" + "é" * 31 + "\ufffd", 1.0)
