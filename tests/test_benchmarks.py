@@ -69,3 +69,13 @@ def test_benchmark_smoke_on_ray(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     _smoke(name, ON_RAY[name], capsys)
+
+
+def test_mutation_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """The mutation job end to end on its smallest target: copy, mutmut, verdicts, one line."""
+    benchmark = _load("mutation.py")
+    (score,) = benchmark.main(["--smoke", "--max-children", "1"])
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split()[:3] == ["module", "mutants", "killed"], printed
+    assert printed.splitlines()[1].startswith(benchmark.SMOKE), printed
+    assert score.total > 0 and score.killed > 0 and score.counts["no tests"] == 0

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from workloads.common import serving
 from workloads.common.serving import (
     FLOAT32_MAX,
     MAX_FEEDBACK,
@@ -319,10 +320,35 @@ def test_shown_never_converts_a_huge_integer() -> None:
 def test_ids_of_every_padding_length_round_trip(version: str) -> None:
     ids = FeedbackIds(b"key", clock=Clock())
     token = ids.issue(version, 0.5)
-    assert ids.read(token) == (version, 0.5)
+    assert "=" not in token and ids.read(token) == (version, 0.5)
 
 
 def test_a_version_cut_inside_a_character_reads_with_a_replacement() -> None:
     ids = FeedbackIds(b"key", clock=Clock())
     version = "a" + "é" * 40  # 81 bytes: the 64-byte cut falls inside an é
     assert ids.read(ids.issue(version, 1.0)) == ("a" + "é" * 31 + "\ufffd", 1.0)
+
+
+def test_the_id_is_unpadded_urlsafe_base64_of_payload_and_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import hmac
+
+    monkeypatch.setattr(serving.secrets, "token_bytes", lambda n: b"\x01" * n)
+    clock = Clock()
+    ids = FeedbackIds(b"key", clock=clock)
+
+    def expected(version: str) -> str:
+        payload = struct.pack(">dQ6s", 0.5, int(clock.now * 1000), b"\x01" * 6) + version.encode()
+        signature = hmac.new(b"key", payload, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(payload + signature).rstrip(b"=").decode()
+
+    # an id that needs no padding and ends in "X": only padding is ever stripped
+    version = next(str(i) for i in range(10_000) if expected(str(i)).endswith("X") and len(str(i)) % 3 == 1)
+    assert ids.issue(version, 0.5) == expected(version)
+    assert ids.read(expected(version)) == (version, 0.5)
+
+
+def test_a_declared_length_over_15_digits_is_refused_whatever_the_limit() -> None:
+    with pytest.raises(BodyTooLarge):
+        _read(FakeRequest([b"x"], "1" + "0" * 15), 10**17)
+    assert _read(FakeRequest([b"x"], "1" + "0" * 14), 10**17) == b"x"
