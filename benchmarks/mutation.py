@@ -164,6 +164,32 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             for n in (47, 49)
         },
     },
+    "stacks/config.py": {
+        "stacks.config.x__key_path__mutmut_13": "to_camel of a part without '_' is that part",
+        "stacks.config.x__unwrap__mutmut_4": "getattr default None or () is the () default",
+        **{
+            f"stacks.config.x_json_schema__mutmut_{n}": "pydantic 2.14.3 model_json_schema defaults: "
+            "mode='validation', and by_alias=None means the config's validate_by_alias (True here; "
+            "pydantic/json_schema.py `use_alias = self._config.validate_by_alias if self._by_alias is None`)"
+            for n in (2, 4, 5)
+        },
+        **{
+            f"stacks.config.x_json_schema__mutmut_{n}": "StackConfig has no required field: its schema "
+            "has no 'required' to pop (the pop guards a future required key)"
+            for n in (16, 19, 20)
+        },
+        "stacks.config.x_secrets_to_set__mutmut_6": "one more round than the 6 secret keys can need: each "
+        "round adds at least one key, and the loop returns by then",
+        "stacks.config.x_secrets_to_set__mutmut_11": "a ConfigError with missing secrets has exactly one "
+        "message (StackConfig's after-validator raises the first; pydantic runs it only when every field "
+        "validated), so the `or` and the `and` agree",
+        **{
+            f"stacks.config.x_to_camel__mutmut_{n}": "field names are lower-case snake_case without a "
+            "leading underscore (pydantic makes those private): rstrip('_') is redundant with split "
+            "('for_' -> ['for', ''] -> 'for'), and no name has an 'X' or a leading '_' to strip"
+            for n in (3, 4, 5)
+        },
+    },
     "workloads/common/serving.py": {
         **{
             f"workloads.common.serving.x_shown__mutmut_{n}": "the 10**60 guard only decides whether str() is "
@@ -245,6 +271,9 @@ def _setup_cfg(module: str, tests: tuple[str, ...], deselect: tuple[str, ...], t
     for node in deselect:
         lines += ["    --deselect", f"    {node}"]
     lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider", "    -q"]
+    # Workers fork from a server that never ran a test: the Pulumi program the config tests evaluate
+    # leaves gRPC threads behind, and a child forked from such a process hangs (a false "timeout").
+    lines += ["process_isolation=forkserver"]
     return "\n".join(lines) + "\n"
 
 

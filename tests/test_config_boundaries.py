@@ -103,6 +103,15 @@ def test_model_at_finds_the_owner_of_a_mapping() -> None:
     assert _model_at(("nowhere",)) is None
     assert _model_at(("cluster", "nodes", 0, "name", "deeper")) is None
     assert _model_at(("retraining", "triggers", 0, "for")) is None
+    # camelCase keys as the stack file spells them, and the Python names too
+    from stacks.config import ExternalObjectStore, MicroK8sSettings, ObjectStoreConfig
+
+    assert _model_at(("objectStore",)) is ObjectStoreConfig
+    assert _model_at(("objectStore", "external")) is ExternalObjectStore
+    assert _model_at(("object_store", "external")) is ExternalObjectStore
+    assert _model_at(("cluster", "microk8s")) is MicroK8sSettings
+    assert _model_at(("cluster", "microk8s", "addons")) is None  # a tuple of literals
+    assert _model_at(("cluster", "apiEndpoint")) is None  # an optional string
 
 
 def test_describe_shapes_each_kind_of_error() -> None:
@@ -169,15 +178,19 @@ def test_unknown_keys_and_misplaced_secrets_are_all_listed() -> None:
     raw, secrets = _kubeconfig()
     raw["naomi:clustr"] = "{}"
     raw["naomi:sshPrivateKey"] = "plain"
+    raw["naomi:tlsPrivateKey"] = "plain"
+    raw["naomi:clus:ter"] = "{}"  # the namespace ends at the first colon
     raw["naomi:profile"] = "lab"
     with pytest.raises(ConfigError) as raised:
         load_stack_config(raw, secrets | {"naomi:profile"})
     allowed = ", ".join(sorted(StackConfig.model_fields[k].alias or k for k in StackConfig.model_fields))
     assert raised.value.messages == [
+        f"naomi:clus:ter: unknown key; allowed keys: {allowed}",
         f"naomi:clustr: unknown key; allowed keys: {allowed}",
         "naomi:profile: holds a secure value, but secrets are separate keys "
         f"({', '.join(f'naomi:{k}' for k in SECRET_KEYS)})",
         "naomi:sshPrivateKey: must be a secret: pulumi config set --secret naomi:sshPrivateKey ...",
+        "naomi:tlsPrivateKey: must be a secret: pulumi config set --secret naomi:tlsPrivateKey ...",
     ]
     assert raised.value.missing_secrets == ()
 
@@ -188,6 +201,17 @@ def test_structured_values_are_decoded_and_broken_json_stays_text() -> None:
     assert _error((raw, secrets)) == 'naomi:layers: Input should be an object (got "[1")'
     raw["naomi:layers"] = '{"serving": false}'
     assert not load_stack_config(raw, secrets).layers.serving
+
+
+def test_decode() -> None:
+    from stacks.config import _decode
+
+    assert _decode('{"a": 1}') == {"a": 1}
+    assert _decode("[1, 2]") == [1, 2]
+    assert _decode("{broken") == "{broken"
+    assert _decode("plain") == "plain"
+    assert _decode(" [1]") == " [1]"
+    assert _decode(3) == 3
 
 
 def test_secret_keys_are_the_secret_fields() -> None:
@@ -221,6 +245,19 @@ def test_secrets_to_set_follows_one_secret_after_another() -> None:
     raw["naomi:profile"] = "huge"  # another error: that one is reported, not the secrets
     assert secrets_to_set(raw, set()) == []
     assert secrets_to_set(*_kubeconfig()) == []
+
+
+def test_secrets_to_set_finds_the_most_secrets_a_stack_can_need() -> None:
+    external = {"mode": "external", "external": {"endpoint": "https://s3.lan"}}
+    raw, _ = _kubeconfig(gateway={"address": "10.0.0.1", "tls": {"mode": "provided"}}, objectStore=external)
+    del raw["naomi:kubeconfig"]
+    assert secrets_to_set(raw, set()) == [
+        "naomi:kubeconfig",
+        "naomi:tlsCertificate",
+        "naomi:tlsPrivateKey",
+        "naomi:objectStoreAccessKey",
+        "naomi:objectStoreSecretKey",
+    ]
 
 
 def test_a_secret_the_mode_does_not_use_is_refused() -> None:

@@ -35,7 +35,13 @@ def _steps(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "render-diff.yml", "preview.yml", "images.yml", "mutation.yml"}
+    assert {p.name for p in WORKFLOWS} == {
+        "ci.yml",
+        "render-diff.yml",
+        "preview.yml",
+        "images.yml",
+        "mutation.yml",
+    }
 
 
 @pytest.mark.parametrize(
