@@ -1,15 +1,17 @@
 """Benchmark: mutation score per security- and decision-critical module (issue 17, goal ≥ 90 %).
 
-For each module in `TARGETS` (module path → the test files that exercise it) this copies the
-working tree (the files git tracks plus untracked ones it does not ignore, so tests not yet
-committed count) into a scratch folder, writes a `setup.cfg` for mutmut (PyPI, 3.8) mutating that
-one module and selecting those test files, runs `mutmut run`, and reads the verdict of every mutant
-from mutmut's `mutants/<module>.meta`. It prints one line per module: mutants, killed (a test
-failed, or the mutant ran past mutmut's time limit), survived, not covered (no selected test
-reaches the mutated function), other (suspicious, segfault), the score killed / mutants and the
-score over the mutants not listed in `EQUIVALENT` (survivors read and judged to behave exactly as
-the original; each with the reason). A survivor listed there that gets killed later is reported,
-so the list cannot go stale silently.
+For each module in `TARGETS` (module path → the test files that exercise it, and the functions
+mutated when not the whole module) this copies the working tree (the files git tracks plus
+untracked ones it does not ignore, so tests not yet committed count; `--tests-from REV` swaps in
+the tests/ of a git revision, for a baseline) into a scratch folder, writes a `setup.cfg` for
+mutmut (PyPI, 3.8) mutating that one module with those tests, runs `mutmut run`, and reads every
+mutant's verdict from mutmut's `mutants/<module>.meta`. One line per module: mutants; killed (a
+test failed, or the mutant ran past mutmut's time limit, counted again under "(timeout)");
+survived; no tests (no selected test reaches the mutated function); other (suspicious, segfault);
+equivalent survivors; the score killed / mutants, and killed / (mutants - equivalent). The
+equivalents are survivors read and judged to behave exactly as the original, each listed in
+`EQUIVALENT` with the reason; one that is no longer a survivor is reported, so the list cannot go
+stale silently.
 
 Not in CI's time budget: the full job takes tens of minutes on 2 cores. Run it by hand, or as the
 manual workflow `.github/workflows/mutation.yml`:
@@ -364,14 +366,15 @@ def run_module(
 
 
 HEADER = (
-    f"{'module':34} {'mutants':>7} {'killed':>6} {'survived':>8} {'no tests':>8} {'other':>5} "
+    f"{'module':34} {'mutants':>7} {'killed':>6} {'(timeout)':>9} {'survived':>8} {'no tests':>8} {'other':>5} "
     f"{'equiv':>5} {'score':>7} {'w/o eq':>7} {'time':>6}"
 )
 
 
 def _line(s: Score) -> str:
     return (
-        f"{s.module:34} {s.total:7d} {s.killed:6d} {s.counts['survived']:8d} {s.counts['no tests']:8d} "
+        f"{s.module:34} {s.total:7d} {s.killed:6d} {s.counts['timeout']:9d} {s.counts['survived']:8d} "
+        f"{s.counts['no tests']:8d} "
         f"{s.other:5d} {s.equivalent:5d} {s.score():6.1f}% {s.score_without_equivalents():6.1f}% "
         f"{s.seconds:5.0f}s"
     )
