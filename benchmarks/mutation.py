@@ -47,6 +47,10 @@ class Target:
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()
     deselect: tuple[str, ...] = ()  # slow tests (node ids) whose ground the boundary tests cover
+    # False: mutmut forks workers from a server that never ran a test (slower: ~2 s per mutant).
+    # Needed where the tests leave threads behind (the Pulumi program's gRPC, the test client's
+    # event loop): a child forked from such a process can hang, a false "timeout" kill.
+    fork_safe: bool = True
 
 
 # module → its tests (mutmut runs, per mutant, the selected tests that reach the mutated function).
@@ -71,6 +75,7 @@ TARGETS: dict[str, Target] = {
             "FeedbackIds.issue",
             "FeedbackIds.read",
         ),
+        fork_safe=False,
     ),
     "workloads/common/registry.py": Target(
         ("tests/test_qoe_registry.py", "tests/test_registry_boundaries.py"),
@@ -89,6 +94,7 @@ TARGETS: dict[str, Target] = {
             "tests/test_config.py::test_generated_malformed_configs_are_rejected_naming_the_key",
             "tests/test_config.py::test_cli_reports_a_broken_stack_file_on_one_line_and_writes_nothing",
         ),
+        fork_safe=False,
     ),
     # The cluster model's proofs (tests/test_cluster_model.py) render a whole stack per run (10 s):
     # per mutant, too slow; the boundary tests cover network_policies manifest by manifest.
@@ -264,7 +270,9 @@ def _copy_tree(dest: Path) -> None:
     (dest / ".venv").symlink_to((PROJECT_DIR / ".venv").resolve())
 
 
-def _setup_cfg(module: str, tests: tuple[str, ...], deselect: tuple[str, ...], top_level: list[str]) -> str:
+def _setup_cfg(
+    module: str, tests: tuple[str, ...], deselect: tuple[str, ...], fork_safe: bool, top_level: list[str]
+) -> str:
     # mutmut reads list values one per line; each pytest argument must be its own token.
     lines = ["[mutmut]", f"source_paths={module}", "also_copy="]
     lines += [f"    {name}" for name in top_level]
@@ -273,9 +281,7 @@ def _setup_cfg(module: str, tests: tuple[str, ...], deselect: tuple[str, ...], t
     for node in deselect:
         lines += ["    --deselect", f"    {node}"]
     lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider", "    -q"]
-    # Workers fork from a server that never ran a test: the Pulumi program the config tests evaluate
-    # leaves gRPC threads behind, and a child forked from such a process hangs (a false "timeout").
-    lines += ["process_isolation=forkserver"]
+    lines += [f"process_isolation={'fork' if fork_safe else 'forkserver'}"]
     return "\n".join(lines) + "\n"
 
 
@@ -328,7 +334,9 @@ def run_module(
         prefixes = tuple(mutant_prefix(module, f) for f in target.functions)
         selection = [p + "*" for p in prefixes]
         top_level = sorted(p.name for p in tree.iterdir() if p.name not in {"tests", ".venv", ".git"})
-        (tree / "setup.cfg").write_text(_setup_cfg(module, present, target.deselect, top_level))
+        (tree / "setup.cfg").write_text(
+            _setup_cfg(module, present, target.deselect, target.fork_safe, top_level)
+        )
         mutmut = str(PROJECT_DIR / ".venv" / "bin" / "mutmut")
         env = _environment(scratch)
         run = subprocess.run(
