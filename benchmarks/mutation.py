@@ -198,6 +198,11 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             for n in (3, 4, 5)
         },
     },
+    "infra/network.py": {
+        f"infra.network.x_network_policies__mutmut_{n}": "the default policies' labels {} -> None: "
+        "_selector gives every falsy label set the empty selector (every pod)"
+        for n in (72, 91)
+    },
     "workloads/common/serving.py": {
         **{
             f"workloads.common.serving.x_shown__mutmut_{n}": "the 10**60 guard only decides whether str() is "

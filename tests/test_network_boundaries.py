@@ -229,3 +229,12 @@ def test_one_group_name_with_two_selectors_is_refused() -> None:
     )
     same = Pods("naomi-b", {"app": "db"}, "db")
     assert len(network_policies([Flow(API, DB, (), "x"), Flow(same, API, (), "y")], ["naomi-b"])) == 4
+
+
+def test_flows_after_a_node_local_one_still_count() -> None:
+    kubelet = Addresses("kubelet", (), node_local=True)
+    for node_local in (Flow(kubelet, DB, (), "probes"), Flow(API, kubelet, (), "to its node")):
+        manifests = _by_name(
+            network_policies([node_local, Flow(API, DB, (), "queries")], ["naomi-a", "naomi-b"])
+        )
+        assert ("naomi-b", "ingress-db") in manifests and ("naomi-a", "egress-api") in manifests
