@@ -256,3 +256,14 @@ def test_gateway_contract() -> None:
         Flow(traefik, MLFLOW, (Port("http"),), "gateway route /mlflow"),
         Flow(traefik, RAY, (Port(80),), "gateway route /ray"),
     )
+
+
+def test_a_route_to_an_h2c_backend_names_its_scheme(captured: list[Captured]) -> None:
+    _routed(_route("flyte-grpc", "/flyteidl.service.AdminService", scheme="h2c"))
+    (ingress,) = captured
+    assert ingress.kwargs["spec"]["routes"][0]["services"] == [
+        {"name": "flyte-grpc", "namespace": "naomi-mlflow", "port": 80, "scheme": "h2c"}
+    ]
+    captured.clear()
+    _routed(_route("plain", "/plain"))
+    assert "scheme" not in captured[0].kwargs["spec"]["routes"][0]["services"][0]
