@@ -149,7 +149,7 @@ def mutant_prefix(module: str, function: str) -> str:
 
 # The smoke target: small, with a fast test file, so tests/test_benchmarks.py can run the whole
 # pipeline (copy, mutmut, parse) in seconds.
-SMOKE = "workloads/common/registry.py"
+SMOKE = "workloads/mnist/registry.py"
 
 # module → {mutant name: why it behaves exactly as the original}.
 _FASTAPI_DOCS = (
