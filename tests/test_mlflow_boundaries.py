@@ -285,3 +285,12 @@ def test_client_secret_holds_a_scoped_login(monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(opts, pulumi.ResourceOptions) and opts.depends_on == [USERS_JOB]
     default = client_secret("w", "naomi-workloads", component)
     assert default.kwargs["string_data"]["username"] == "training"  # type: ignore[attr-defined]
+
+
+def test_client_secret_keeps_the_callers_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mlflow.k8s.core.v1, "Secret", Captured)
+    component = _component()
+    component.login = lambda identity: Mlflow.login(component, identity)
+    secret = client_secret("w", "naomi-workloads", component, pulumi.ResourceOptions(protect=True))
+    opts = secret.kwargs["opts"]  # type: ignore[attr-defined]
+    assert opts.protect is True and opts.depends_on == [USERS_JOB]
