@@ -597,3 +597,15 @@ def test_json_schema_is_keyed_like_a_stack_file() -> None:
     pattern = schema["propertyNames"]["not"]["pattern"]
     assert pattern.startswith("^naomi:(?!(profile|kubernetesVersion|layers|")
     assert pattern.endswith(")$)")
+
+
+def test_the_chart_cache_goes_with_source_cache() -> None:
+    assert _error(_kubeconfig(charts={"source": "cache"})) == (
+        "naomi:charts.cache: required with source 'cache': the folder naomi charts pull --cache filled"
+    )
+    assert _error(_kubeconfig(charts={"cache": "charts"})) == (
+        "naomi:charts.cache: only used with source 'cache'; with source 'repository' and crds 'program' the "
+        "CRDs come from the machine's chart cache ($NAOMI_CHARTS, else ~/.cache/naomi/charts)"
+    )
+    assert _load(_kubeconfig(charts={"source": "cache", "cache": "charts"})).charts.cache == "charts"
+    assert _load(_kubeconfig(charts={"crds": "program"})).charts.source == "repository"
