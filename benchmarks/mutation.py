@@ -215,8 +215,11 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             "either side of any threshold above 10**30"
             for n in (8, 10, 11)
         },
-        "workloads.common.serving.x_feedback_key__mutmut_5": "an unset NAOMI_FEEDBACK_KEY reads as None "
-        "instead of '': both are falsy, a random key either way",
+        **{
+            f"workloads.common.serving.x_feedback_key__mutmut_{n}": "an unset NAOMI_FEEDBACK_KEY reads as "
+            "None instead of '': both are falsy, a random key either way"
+            for n in (3, 5)
+        },
         "workloads.common.serving.x_feedback_key__mutmut_9": "secrets.token_bytes(None) is 32 bytes "
         "(CPython 3.11 Lib/secrets.py DEFAULT_ENTROPY = 32)",
         "workloads.common.serving.x_read_body__mutmut_8": 'a default of "XXXX" is not digits either: the '
