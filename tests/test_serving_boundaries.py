@@ -33,6 +33,16 @@ from workloads.common.serving import (
 )
 
 
+def _run(coroutine: Any) -> Any:
+    """Run on a loop of its own: `asyncio.run` would leave the thread without a current loop
+    (set_event_loop(None)), which the Pulumi SDK in later tests of the session needs."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 def _message(call: Any, *args: Any) -> str:
     with pytest.raises(ValueError) as raised:
         call(*args)
@@ -187,7 +197,7 @@ class FakeRequest:
 
 
 def _read(request: FakeRequest, limit: int) -> bytes:
-    return asyncio.run(read_body(request, limit))  # type: ignore[arg-type]
+    return _run(read_body(request, limit))  # type: ignore[arg-type]
 
 
 def test_the_body_limit_is_inclusive_declared_and_streamed() -> None:
@@ -203,9 +213,9 @@ def test_the_body_limit_is_inclusive_declared_and_streamed() -> None:
 
 
 def test_the_default_body_limit_is_a_million_bytes() -> None:
-    assert asyncio.run(read_body(FakeRequest([b"x"], "1000000"))) == b"x"  # type: ignore[arg-type]
+    assert _run(read_body(FakeRequest([b"x"], "1000000"))) == b"x"  # type: ignore[arg-type]
     with pytest.raises(BodyTooLarge) as raised:
-        asyncio.run(read_body(FakeRequest([b"x"], "1000001")))  # type: ignore[arg-type]
+        _run(read_body(FakeRequest([b"x"], "1000001")))  # type: ignore[arg-type]
     assert str(raised.value) == "body larger than 1000000 bytes"
 
 
