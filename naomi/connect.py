@@ -30,7 +30,6 @@ import base64
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -84,31 +83,10 @@ class Connection:
 def read_stack_outputs(
     stack: str, project_dir: Path, run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
 ) -> dict[str, Any]:
-    """`pulumi stack output --stack X --show-secrets --json`, as `naomi credentials` reads it."""
-    pulumi_cli = shutil.which("pulumi")
-    if pulumi_cli is None:
-        raise ConnectError(
-            f"pulumi CLI not found; naomi connect reads: pulumi stack output --stack {stack} --show-secrets --json"
-        )
-    result = run(
-        [pulumi_cli, "stack", "output", "--stack", stack, "--show-secrets", "--json"],
-        cwd=project_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout or "").strip().splitlines()
-        raise ConnectError(
-            f"pulumi stack output failed: {lines[0] if lines else f'exit code {result.returncode}'}"
-        )
-    try:
-        outputs = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        raise ConnectError("pulumi stack output did not print JSON") from None
-    if not isinstance(outputs, dict):
-        raise ConnectError("pulumi stack output did not print a JSON object")
-    return outputs
+    """`pulumi stack output --stack X --show-secrets --json` (naomi.verify's reader), as ConnectError."""
+    from naomi import verify
+
+    return verify.read_stack_outputs(stack, project_dir, run, reader="naomi connect", error=ConnectError)
 
 
 def runs_ray(outputs: Mapping[str, Any]) -> bool:

@@ -1051,13 +1051,19 @@ class VerifyError(RuntimeError):
 
 
 def read_stack_outputs(
-    stack: str, project_dir: Path, run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+    stack: str,
+    project_dir: Path,
+    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    *,
+    reader: str = "naomi verify",
+    error: type[Exception] = VerifyError,
 ) -> dict[str, Any]:
-    """`pulumi stack output --stack X --show-secrets --json`, as `naomi credentials` reads it."""
+    """`pulumi stack output --stack X --show-secrets --json`, as `naomi credentials` reads it;
+    a problem raises `error` in one line naming `reader` (the command that needs the outputs)."""
     pulumi_cli = shutil.which("pulumi")
     if pulumi_cli is None:
-        raise VerifyError(
-            f"pulumi CLI not found; naomi verify reads: pulumi stack output --stack {stack} --show-secrets --json"
+        raise error(
+            f"pulumi CLI not found; {reader} reads: pulumi stack output --stack {stack} --show-secrets --json"
         )
     result = run(
         [pulumi_cli, "stack", "output", "--stack", stack, "--show-secrets", "--json"],
@@ -1068,15 +1074,13 @@ def read_stack_outputs(
     )
     if result.returncode != 0:
         text = (result.stderr or result.stdout or "").strip().splitlines()
-        raise VerifyError(
-            f"pulumi stack output failed: {text[0] if text else f'exit code {result.returncode}'}"
-        )
+        raise error(f"pulumi stack output failed: {text[0] if text else f'exit code {result.returncode}'}")
     try:
         outputs = json.loads(result.stdout)
     except json.JSONDecodeError:
-        raise VerifyError("pulumi stack output did not print JSON") from None
+        raise error("pulumi stack output did not print JSON") from None
     if not isinstance(outputs, dict):
-        raise VerifyError("pulumi stack output did not print a JSON object")
+        raise error("pulumi stack output did not print a JSON object")
     return outputs
 
 
