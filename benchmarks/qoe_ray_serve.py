@@ -5,9 +5,10 @@ Registers the reference-shaped LSTM in a throw-away MLflow (sqlite) as `qoe@cham
 sends 500 requests paced at 50 req/s on one persistent connection (bounded, loopback only) and
 1,600 requests from 8 concurrent clients with persistent connections (batching at work). Prints
 p50/p99, throughput and errors. Targets (CHECKS.md P5): p99 <= 20 ms at 50 req/s with 0 errors,
->= 250 req/s with 8 persistent clients, on 2 cores. Ray Serve's process settings come from
-`workloads.common.ray_serve.SERVE_PROCESS_ENV` (what the RayService pods get). Ray listens on every
-interface, so run it isolated:
+>= 250 req/s with 8 persistent clients, on 2 cores. Ray's processes get the RayService pods'
+Serve environment (`workloads.common.serve_env.SERVE_PROCESS_ENV`: Ray's HAProxy ingress with
+direct ingress to the replicas) unless a Ray is already running (the test suite's, started the
+same way). Ray listens on every interface, so run it isolated:
     unshare -n bash -c 'ip link set lo up; exec .venv/bin/python benchmarks/qoe_ray_serve.py'
 `--smoke` sends a handful of requests (the test suite runs it; no timing is asserted).
 """
@@ -16,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from workloads.common.ray_serve import SERVE_PROCESS_ENV
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -35,15 +33,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     import ray
 
     from workloads.common.loadtest import concurrent, paced
-    from workloads.common.ray_serve import serve_on_loopback
+    from workloads.common.ray_serve import init_ray_like_serving_pods, serve_on_loopback
     from workloads.qoe.model import ModelConfig, QoeForecaster
     from workloads.qoe.serve_deployment import app_builder
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        for variable, value in SERVE_PROCESS_ENV.items():  # Ray's processes inherit them
-            os.environ.setdefault(variable, value)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        init_ray_like_serving_pods(num_cpus=2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as folder:
         tracking = f"sqlite:///{Path(folder) / 'mlflow.db'}"
         mlflow.set_tracking_uri(tracking)

@@ -53,13 +53,17 @@ def renders(evaluations: dict[str, Evaluation]) -> dict[str, Rendered]:
 
 @pytest.fixture(scope="session")
 def ray_session():  # type: ignore[no-untyped-def]
-    """One local Ray for the whole run (2 CPUs, no dashboard), in a loopback-only namespace."""
+    """One local Ray for the whole run (2 CPUs, no dashboard), in a loopback-only namespace, its
+    processes in the RayService pods' Serve environment (HAProxy ingress, direct ingress)."""
     from tests.ray_env import require_loopback_only_network
 
     require_loopback_only_network()
     ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.serve")
+    from workloads.common.ray_serve import init_ray_like_serving_pods
+
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        init_ray_like_serving_pods(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -5,15 +5,21 @@ metrics port (what the PodMonitor scrapes) and rejecting bad requests with a 4xx
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+
+from naomi.render.tree import Rendered
 
 pytest.importorskip("ray.serve")
 
@@ -124,6 +130,42 @@ def test_a_bare_cluster_serves_503_until_the_first_promotion(endpoint: Endpoint)
     assert before["health"]["status"] == "waiting" and before["ready"] == 200  # ready: nothing to load
     answer = _post(endpoint.url, WINDOW).json()
     assert answer["version"] == "1" and len(answer["ids"]) == 1
+
+
+def _listener(port: int) -> str:
+    """The name of the process listening on 127.0.0.1:`port` (iproute2's ss)."""
+    table = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    names = re.findall(r'users:\(\("([^"]+)"', table.stdout)
+    assert names, f"nothing listens on port {port}: {table.stdout!r}"
+    return names[0]
+
+
+def test_kuberays_worker_readiness_probe_passes_against_the_pods_serve_ingress(
+    endpoint: Endpoint, renders: dict[str, Rendered]
+) -> None:
+    """The readiness probe KubeRay 1.7.0 gives a RayService worker (the cluster model's expansion of
+    the rendered qoe RayService), run by bash and Debian's wget against this Ray, which runs Serve
+    as the pods do: HAProxy on the serve port (it answers `/-/healthz`), the raylet check on the
+    dashboard agent."""
+    from naomi.cluster import operators
+
+    if shutil.which("wget") is None:
+        pytest.skip("wget is not installed (.ci/run installs Debian's)")
+    port = urlsplit(endpoint.url).port
+    assert port is not None
+    assert _listener(port) == "haproxy", "the serve port is not Ray's HAProxy ingress"
+    (service,) = [o for o in renders["edge-lab"].kubernetes if o["kind"] == "RayService"]
+    workers = [
+        o
+        for o in operators.expand(service)
+        if o["kind"] == "Pod" and o["metadata"]["labels"]["ray.io/node-type"] == "worker"
+    ]
+    command = workers[0]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
+    assert "http://localhost:8000/-/healthz" in command[-1]
+    local = [*command[:-1], command[-1].replace("localhost:8000/", f"localhost:{port}/")]
+    result = subprocess.run(local, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{local}: {result.stdout}{result.stderr}"
+    assert result.stdout.split() == ["success", "success"]
 
 
 def test_builder_rejects_unknown_args() -> None:

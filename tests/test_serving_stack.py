@@ -17,6 +17,7 @@ from naomi.render.diff import diff_files
 from naomi.render.engine import evaluate, load_stack_file, stack_program
 from naomi.render.tree import Rendered, render
 from stacks.config import SERVE_APP_MODELS
+from workloads.common.serve_env import SERVE_PROCESS_ENV
 
 
 def _one(rendered: Rendered, kind: str, name: str) -> dict[str, Any]:
@@ -59,8 +60,11 @@ def test_ray_serve_model_is_a_rayservice_on_its_pool(renders: dict[str, Rendered
     container = pod["containers"][0]
     assert container["image"] == "ghcr.io/naomi-mlops/naomi-ray:0.1.0"
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
-    # Serve runs our handlers on the replica's own loop (workloads/common/serve_env.py).
-    assert {"name": "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "value": "0"} in container["env"]
+    # Every Ray process of the RayService runs Serve as the benchmark and the tests measured it
+    # (HAProxy ingress, direct ingress: workloads/common/serve_env.py); the head runs a proxy too.
+    for ray_container in (container, cluster["headGroupSpec"]["template"]["spec"]["containers"][0]):
+        for name, value in SERVE_PROCESS_ENV.items():
+            assert {"name": name, "value": value} in ray_container["env"], name
     assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "mlflow-client", "key": "password"}
     # Every replica signs feedback ids with the model's one key (any replica scores feedback).
     assert env["NAOMI_FEEDBACK_KEY"] == {"name": "qoe-feedback-key", "key": "key"}

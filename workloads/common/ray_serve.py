@@ -18,6 +18,11 @@ from workloads.common.serving import FEEDBACK_KEY_ENV, free_port
 
 SERVING_ARGS = {"model_uri", "num_replicas", "max_replicas", "num_cpus", "tracking_uri", "poll_seconds"}
 
+# A local Ray on loopback has no load balancer to deregister a stopping replica from: skip the
+# 30 s drain that direct ingress holds a replica open for (ray 2.60 serve/_private/constants.py
+# RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S), which every `serve.shutdown()` would wait out.
+LOOPBACK_SERVE_ENV = {**SERVE_PROCESS_ENV, "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0"}
+
 # Per-request access logs cost ~1 ms of a 2-core box per request; errors are still logged.
 QUIET_LOGGING = {"enable_access_log": False, "log_level": "WARNING"}
 
@@ -70,6 +75,23 @@ def run_batch(requests: list[Request]) -> list[np.ndarray]:
         for index, part in zip(indexes, np.split(predict(np.concatenate(rows)), sizes), strict=True):
             answers[index] = part
     return answers
+
+
+def init_ray_like_serving_pods(**options: Any) -> None:
+    """`ray.init(**options)` with the RayService pods' Serve environment in Ray's processes
+    (they inherit it at start; this process's environment is restored afterwards)."""
+    import ray
+
+    saved = {name: os.environ.get(name) for name in LOOPBACK_SERVE_ENV}
+    os.environ.update(LOOPBACK_SERVE_ENV)
+    try:
+        ray.init(**options)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
