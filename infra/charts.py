@@ -9,14 +9,25 @@ chart and the command that fetches it.
 Helm installs the CRDs in a chart's `crds/` folder only when they are absent and never upgrades
 or deletes them (helm v3.20.2 pkg/action/install.go installCRDs; upgrade.go has no CRD step;
 https://helm.sh/docs/chart_best_practices/custom_resource_definitions/), so bumping a chart in
-`infra.versions` would keep the old CRDs. `ChartCrds` therefore applies every CRD of an operator
-chart (traefik, kuberay-operator, kube-prometheus-stack) itself, read from the chart archive
-(always the cache, whatever the source of the release), as one `CustomResourceDefinition`
-resource each: named by the CRD (stable across versions, renames and parents), created with
-server-side apply before the release (whose `skipCrds` is then set), updated in place by a
-version bump (only `metadata.name` forces a replacement of a CRD in pulumi-kubernetes,
-provider/pkg/provider/diff.go forceNewProperties), and never deleted (`retain_on_delete`: a
-CRD's deletion deletes every custom resource of its kinds).
+`infra.versions` would keep the old CRDs. By default (`naomi:charts.crds: program`) the program
+therefore applies every CRD of an operator chart (traefik, kuberay-operator,
+kube-prometheus-stack) itself, read from the chart archive (always the cache, whatever the
+source of the release), before the release (whose `skipCrds` is then set):
+- one `kubernetes:yaml/v2:ConfigGroup` per chart, `<release>-crds`, whose `yaml` is the chart's
+  CRD documents exactly as the chart ships them (what Helm would apply). The provider registers
+  one child per CRD, named `<release>-crds:<crd name>` (resourcePrefix defaults to the group's
+  name: pulumi-kubernetes provider/pkg/provider/yaml/v2/configgroup.go Construct), so a version
+  bump changes the text and updates each CRD in place (only `metadata.name` forces a replacement
+  of a CRD, provider/pkg/provider/diff.go forceNewProperties); the group waits for each object to
+  be reconciled (a CRD: Established), and `dependsOn` on the group orders the release after all
+  of them (yaml/v2 "Dependency ordering"; pulumi-kubernetes PR #2894).
+- `keep_crds`, a transform on the group, marks each child `retain_on_delete`: a CRD's deletion
+  deletes every custom resource of its kinds, so removing a chart or renaming the group never
+  does that. Transforms reach a packaged component's children (they are the engine's, not the
+  SDK's); the offline render runs no transforms, so tests call `keep_crds` directly.
+One string input per chart instead of 39 typed resources keeps the stack's evaluation fast
+(the CRD schemas are 9 MB; as typed resources they made a render 2.5x slower).
+With `crds: helm` each release installs its chart's crds/ as Helm does (only when absent).
 
 `chart_release` builds the release: chart source, `skipCrds`, the profile's timeout, CRDs first.
 """
@@ -33,12 +44,10 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.naming import MANAGED_BY, PART_OF
 from infra.versions import Chart
 
 # The chart cache: the same folder and layout as `naomi charts pull` (naomi.cluster.charts).
 CACHE_ENV = "NAOMI_CHARTS"
-CHART_LABEL = "naomi.io/chart"  # on each CRD: the chart (and version) it was applied from
 
 
 def default_cache() -> Path:
@@ -50,7 +59,7 @@ def default_cache() -> Path:
 
 @dataclass(frozen=True, kw_only=True)
 class ChartSource:
-    """Where releases take their charts and `ChartCrds` its archives.
+    """Where releases take their charts, and the program the CRDs it applies.
 
     `cache` is an absolute folder. With `mode` `cache`, a release's chart is the archive's path,
     written relative to `program_dir` when given (where Pulumi runs the program and its
@@ -112,9 +121,10 @@ class ReleaseSettings:
     source: ChartSource = field(default_factory=ChartSource)
     timeout_seconds: int = 600
     crd_provider: pulumi.ProviderResource | None = None
-    # `naomi:charts.crds: program`: the operator charts' CRDs as resources (ChartCrds); else each
-    # release installs its chart's crds/ as Helm does (only when absent, never upgraded).
-    apply_crds: bool = False
+    # `naomi:charts.crds: program` (the default): the operator charts' CRDs applied by the program
+    # before their releases; else each release installs its chart's crds/ as Helm does (only when
+    # absent, never upgraded).
+    apply_crds: bool = True
 
     def __post_init__(self) -> None:
         if self.timeout_seconds < 60:
@@ -123,59 +133,37 @@ class ReleaseSettings:
             )
 
 
+CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+CONFIG_GROUP_TYPE = "kubernetes:yaml/v2:ConfigGroup"
+
+
 @functools.lru_cache(maxsize=16)
-def _crd_objects(path: str, size: int, mtime_ns: int) -> tuple[dict[str, Any], ...]:
-    """The CRDs of one archive, parsed once per process (three stacks in one test session or
-    render); read-only: resources built from them never modify their inputs."""
+def _crd_text(path: str, size: int, mtime_ns: int) -> str:
+    """The crds/ files of one archive as the chart ships them, read once per process (unparsed:
+    the render reads the objects, naomi.render.tree)."""
     from naomi.cluster import charts as chart_cache
 
     try:
-        return tuple(manifest.object for manifest in chart_cache.chart_crds(Path(path)))
+        files = chart_cache.chart_crd_files(Path(path))
     except chart_cache.ChartError as error:
         raise pulumi.RunError(f"naomi:charts: {error}") from None
+    return "".join(f"---\n{text}" + ("" if text.endswith("\n") else "\n") for _, text in files)
 
 
-def chart_crds(archive: Path) -> tuple[dict[str, Any], ...]:
+def chart_crd_text(archive: Path) -> str:
+    """Every crds/ file of `archive` (subcharts included) as one YAML stream."""
     stat = archive.stat()
-    return _crd_objects(str(archive), stat.st_size, stat.st_mtime_ns)
+    return _crd_text(str(archive), stat.st_size, stat.st_mtime_ns)
 
 
-def crd_resource_spec(crd: Mapping[str, Any], chart: Chart) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metadata, spec) of a chart's CRD as we apply it: the chart's own metadata plus our labels
-    (which chart version applied it); `status` is the API server's."""
-    metadata = dict(crd.get("metadata") or {})
-    metadata["labels"] = {
-        **(metadata.get("labels") or {}),
-        "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        CHART_LABEL: f"{chart.name}-{chart.version}",
-    }
-    return metadata, dict(crd["spec"])
-
-
-class ChartCrds(pulumi.ComponentResource):
-    """Every CRD of one chart archive, applied before its release and updated with it."""
-
-    crds: list[k8s.apiextensions.v1.CustomResourceDefinition]
-
-    def __init__(
-        self, name: str, chart: Chart, archive: Path, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("naomi:platform:ChartCrds", name, None, opts)
-        self.crds = []
-        for crd in chart_crds(archive):
-            metadata, spec = crd_resource_spec(crd, chart)
-            self.crds.append(
-                k8s.apiextensions.v1.CustomResourceDefinition(
-                    # The CRD's own name: unique in the cluster and independent of the chart
-                    # version and of our component names, so no upgrade or rename replaces it.
-                    str(metadata["name"]),
-                    metadata=metadata,
-                    spec=spec,
-                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
-                )
-            )
-        self.register_outputs({"names": [str(crd["metadata"]["name"]) for crd in chart_crds(archive)]})
+def keep_crds(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """The CRD group's transform: its CRDs are never deleted by Pulumi (retain_on_delete)."""
+    if args.type_ != CRD_TYPE:
+        return None
+    return pulumi.ResourceTransformResult(
+        props=args.props,
+        opts=pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(retain_on_delete=True)),
+    )
 
 
 def chart_release(
@@ -189,27 +177,27 @@ def chart_release(
     opts: pulumi.ResourceOptions,
     crds: bool = True,
     skip_await: bool = False,
-) -> tuple[k8s.helm.v3.Release, ChartCrds | None]:
+) -> tuple[k8s.helm.v3.Release, k8s.yaml.v2.ConfigGroup | None]:
     """The release of `chart`, with its CRDs (when `crds`, the chart has CRDs to apply, and
-    `settings.apply_crds`) applied first as `ChartCrds`.
+    `settings.apply_crds`) applied first by a ConfigGroup.
 
     `opts` are the release's (parent, dependencies); the CRDs get the same parent and
     `settings.crd_provider`. The release then skips the chart's crds/ (they exist by then, applied
     by us); otherwise Helm installs them. It waits for its workloads (`skip_await` False) up to the
     profile's timeout.
     """
-    crd_component = None
+    crd_group = None
     release_opts = opts
     crds = crds and settings.apply_crds
     if crds:
         archive = settings.source.archive(chart, "its CRDs are applied from the archive before the release")
-        crd_component = ChartCrds(
+        providers = [settings.crd_provider] if settings.crd_provider is not None else None
+        crd_group = k8s.yaml.v2.ConfigGroup(
             f"{name}-crds",
-            chart,
-            archive,
-            pulumi.ResourceOptions(parent=opts.parent, provider=settings.crd_provider),
+            yaml=chart_crd_text(archive),
+            opts=pulumi.ResourceOptions(parent=opts.parent, providers=providers, transforms=[keep_crds]),
         )
-        release_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crd_component]))
+        release_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crd_group]))
     resource = k8s.helm.v3.Release(
         name,
         name=release,
@@ -221,4 +209,4 @@ def chart_release(
         opts=release_opts,
         **settings.source.release_inputs(chart),
     )
-    return resource, crd_component
+    return resource, crd_group

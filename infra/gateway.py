@@ -191,7 +191,7 @@ class Gateway(pulumi.ComponentResource):
         )
 
         # Helm release (its hooks and lifecycle kept); Traefik's CRDs are applied before it by
-        # infra.charts.ChartCrds, from the same chart archive, and upgraded with it.
+        # infra.charts, a ConfigGroup, from the same chart archive, and upgraded with it.
         release, _ = chart_release(
             name,
             chart=TRAEFIK,

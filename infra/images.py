@@ -250,6 +250,7 @@ def _rewrite_image(value: Any, rewrite: Any) -> Any:
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+CONFIG_GROUP_TYPE = "kubernetes:yaml/v2:ConfigGroup"  # infra.charts: the charts' CRDs
 
 
 def mirror_transformation(mirror: ImageMirror, keep: tuple[str, ...] = ()) -> pulumi.ResourceTransformation:
@@ -269,8 +270,8 @@ def mirror_transformation(mirror: ImageMirror, keep: tuple[str, ...] = ()) -> pu
         return mirror.image(image)
 
     def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        if not args.type_.startswith("kubernetes:") or args.type_ == CRD_TYPE:
-            return None  # providers, commands, images; a CRD's schema names no image to pull
+        if not args.type_.startswith("kubernetes:") or args.type_ in (CRD_TYPE, CONFIG_GROUP_TYPE):
+            return None  # providers, commands, images; the charts' CRDs name no image to pull
         props = dict(args.props)
         if args.type_ == RELEASE_TYPE:
             chart = release_chart_name(str(props.get("chart", "")), str(props.get("version", "")))

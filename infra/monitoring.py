@@ -471,7 +471,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         # Helm release; the prometheus-operator CRDs (ServiceMonitor, PodMonitor,
         # PrometheusRule, ...) that other components' custom resources depend on are applied
-        # before it (infra.charts.ChartCrds, from the chart archive, upgraded with it). Other
+        # before it (infra.charts, a ConfigGroup, from the chart archive, upgraded with it). Other
         # components depend on the release, so on the CRDs and the running operator.
         self.release, _ = chart_release(
             name,

@@ -295,7 +295,7 @@ class RayPlatform(pulumi.ComponentResource):
             raise ValueError("RayPlatformArgs.network is required for the Ray platform (its flows)")
         network = args.network
         child = pulumi.ResourceOptions(parent=self)
-        # Helm release; the ray.io CRDs are applied before it (infra.charts.ChartCrds, from the
+        # Helm release; the ray.io CRDs are applied before it (infra.charts, a ConfigGroup, from the
         # chart archive, upgraded with it) and our RayCluster depends on the release, so it is
         # created only once the CRD exists and the operator runs.
         self.operator, _ = chart_release(

@@ -420,7 +420,8 @@ class ChartsConfig(_Model):
     source: Literal["repository", "cache"] = Field(
         default="repository",
         description="repository: each chart's Helm repository; cache: the archives in `cache` "
-        "(no network at pulumi up). With crds program, the CRDs always come from the chart cache",
+        "(no network at pulumi up). With crds program (the default), the CRDs always come from the "
+        "chart cache",
     )
     cache: str | None = Field(
         default=None,
@@ -429,11 +430,11 @@ class ChartsConfig(_Model):
         "<dir>), relative to the project root or absolute",
     )
     crds: Literal["helm", "program"] = Field(
-        default="helm",
-        description="helm: each release installs its chart's CRDs when they are absent and never "
-        "upgrades them (a chart bump needs the runbook's kubectl apply step); program: the operator "
-        "charts' CRDs are resources of the program, read from the chart cache, applied before their "
-        "release and upgraded with it (docs/runbooks/upgrade.md)",
+        default="program",
+        description="program: the operator charts' CRDs are applied by the program (one ConfigGroup "
+        "per chart, read from the chart cache) before their release, upgraded with it and never "
+        "deleted; helm: each release installs its chart's CRDs when they are absent and never "
+        "upgrades them (a chart bump needs the runbook's kubectl apply step; docs/runbooks/upgrade.md)",
     )
 
     @model_validator(mode="after")

@@ -72,7 +72,7 @@ def read_config() -> StackConfig:
 class ClusterAccess:
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
-    # Applies the charts' CRDs (infra.charts.ChartCrds): server-side apply that also adopts a CRD
+    # Applies the charts' CRDs (infra.charts, a ConfigGroup per chart): server-side apply that also adopts a CRD
     # already in the cluster (a release's earlier Helm install created it) and takes over its
     # fields from the manager that wrote them (pulumi-kubernetes provider/pkg/await/await.go:
     # creates upsert only with upsertExistingObjects, conflicts are forced with

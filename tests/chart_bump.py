@@ -80,17 +80,17 @@ def render(project: Path, stack: str, cache: Path, out: Path) -> subprocess.Comp
     )
 
 
-def program_crds(project: Path, stack: str) -> None:
-    """Set `naomi:charts.crds: program` in `project`'s stack file (the CRDs as resources)."""
+def set_crds(project: Path, stack: str, crds: str) -> None:
+    """Set `naomi:charts.crds` to `crds` in `project`'s stack file."""
     stack_file = project / "stacks" / f"Pulumi.{stack}.yaml"
     text = stack_file.read_text()
     assert "naomi:charts:" not in text and "\nconfig:\n" in f"\n{text}"
-    stack_file.write_text(text.replace("config:\n", "config:\n  naomi:charts: {crds: program}\n", 1))
+    stack_file.write_text(text.replace("config:\n", f"config:\n  naomi:charts: {{crds: {crds}}}\n", 1))
 
 
 @functools.cache
-def bumped(crds: str = "helm") -> Bump:
-    """The bump rendered with `naomi:charts.crds` as `crds` (the stack file's default: helm)."""
+def bumped(crds: str = "program") -> Bump:
+    """The bump rendered with `naomi:charts.crds` as `crds` (the default: program)."""
     shared = shared_dir()
     assert shared is not None, "../shared is required (tests call require_shared first)"
     archives = shared / "reference" / "chart-archives"
@@ -106,8 +106,8 @@ def bumped(crds: str = "helm") -> Bump:
     text = versions.read_text()
     assert f'version="{OLD}"' in text
     versions.write_text(text.replace(f'version="{OLD}"', f'version="{NEW}"'))
-    if crds == "program":
-        program_crds(project, "edge-lab")
+    if crds != "program":
+        set_crds(project, "edge-lab", crds)
     result = render(project, "edge-lab", cache, workdir / "render")
     assert result.returncode == 0, result.stderr[-1500:]
     assert project != PROJECT_DIR

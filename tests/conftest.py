@@ -43,6 +43,9 @@ def reference() -> Reference:
 
 @pytest.fixture(scope="session")
 def evaluations() -> dict[str, Evaluation]:
+    # The program applies the operator charts' CRDs from the chart archives (naomi:charts.crds
+    # program, the default): no stack evaluates without them.
+    require_shared("reference/chart-archives")
     return {stack: evaluate_stack(PROJECT_DIR, stack) for stack in EXAMPLE_STACKS}
 
 

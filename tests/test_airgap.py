@@ -352,15 +352,17 @@ def test_the_crds_need_the_cache_with_charts_from_the_repository(
     )
 
 
-def test_naomi_render_names_the_charts_missing_from_the_cache(tmp_path: Path) -> None:
-    """Default CRDs (helm): the program needs no archive; the render says what it could not render."""
+def test_naomi_render_without_the_charts_stops_with_the_fix(tmp_path: Path) -> None:
+    """Default CRDs (program): the program reads the operator charts' CRDs from the archives, so
+    without them it stops at once with the command that fetches them (nothing is written)."""
     args = ["render", "--stack", "dev", "--charts", str(tmp_path), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert (
-        "charts missing from the cache: flyte-binary v1.16.8, kuberay-operator 1.7.0, traefik 41.3.0 "
-        "(run: naomi charts pull)"
-    ) in result.output
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: naomi:charts: kuberay-operator 1.7.0 is not in the chart cache {tmp_path} (its CRDs are "
+        f"applied from the archive before the release): run naomi charts pull --cache {tmp_path}"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 # --- naomi images list -------------------------------------------------------------------------

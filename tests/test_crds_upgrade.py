@@ -1,7 +1,8 @@
-"""Upgrades that carry CRDs (issue 17, defect 4). With `naomi:charts.crds: program` the operator
-charts' CRDs are resources of the program, taken from the chart archive, applied before their
-release (whose `skipCrds` is set), updated in place by a version bump and never deleted. The
-default (`helm`) leaves them to Helm, as before. The releases wait as long as the profile says."""
+"""Upgrades that carry CRDs (issue 17, defect 4). By default (`naomi:charts.crds: program`) the
+operator charts' CRDs are applied by the program, one ConfigGroup per chart holding the chart's
+crds/ files as shipped, before their release (whose `skipCrds` is set), updated in place by a
+version bump and never deleted. `crds: helm` leaves them to Helm. The releases wait as long as
+the profile says."""
 
 from __future__ import annotations
 
@@ -9,23 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import helm_python
+import pulumi
 import pytest
 import yaml
 
-from infra.charts import CHART_LABEL, chart_crds
+from infra.charts import CONFIG_GROUP_TYPE, CRD_TYPE, chart_crd_text, keep_crds
 from infra.profiles import PROFILES
 from naomi.cluster import charts
 from naomi.render import engine
 from naomi.render.diff import diff_files
 from naomi.render.engine import Evaluation, Record
-from naomi.render.tree import Rendered, render
+from naomi.render.tree import Rendered
 from tests import chart_bump
 from tests.conftest import EXAMPLE_STACKS, require_shared
 from tests.local_cluster import evaluate_stack_with
 
-PROGRAM_CRDS = {"charts": {"crds": "program"}}
+HELM_CRDS = {"charts": {"crds": "helm"}}
 
-CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 OPERATOR_CHARTS = {
     "traefik": "traefik-41.3.0",
@@ -43,95 +44,82 @@ def _records(evaluation: Evaluation, type_: str) -> list[Record]:
     return [r for r in evaluation.records if r.type == type_]
 
 
-@pytest.fixture(scope="module")
-def program(archives: Path) -> dict[str, Evaluation]:
-    """edge-lab and dev (no monitoring) with the CRDs as the program's resources."""
-    return {stack: evaluate_stack_with(stack, PROGRAM_CRDS) for stack in ("edge-lab", "dev")}
-
-
-@pytest.fixture(scope="module")
-def program_render(program: dict[str, Evaluation], archives: Path) -> Rendered:
-    return render(program["edge-lab"], charts_cache=archives)
-
-
-@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
-def test_by_default_helm_installs_the_crds(evaluations: dict[str, Evaluation], stack: str) -> None:
-    evaluation = evaluations[stack]
-    assert _records(evaluation, CRD_TYPE) == []
+def test_with_crds_helm_each_release_installs_its_crds(archives: Path) -> None:
+    evaluation = evaluate_stack_with("dev", HELM_CRDS)
+    assert _records(evaluation, CONFIG_GROUP_TYPE) == [] and _records(evaluation, CRD_TYPE) == []
     assert not any(r.inputs.get("skipCrds") for r in _records(evaluation, RELEASE_TYPE))
 
 
-@pytest.mark.parametrize("stack", ["edge-lab", "dev"])
-def test_operator_crds_are_resources_applied_before_their_release(
-    program: dict[str, Evaluation], archives: Path, stack: str
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_operator_crds_are_applied_before_their_release(
+    evaluations: dict[str, Evaluation], archives: Path, stack: str
 ) -> None:
-    evaluation = program[stack]
-    crds = _records(evaluation, CRD_TYPE)
+    evaluation = evaluations[stack]
+    groups = {r.name: r for r in _records(evaluation, CONFIG_GROUP_TYPE)}
     releases = {str(r.inputs["name"]): r for r in _records(evaluation, RELEASE_TYPE)}
-    assert set(releases) == {*OPERATOR_CHARTS, "flyte-binary"} - ({"monitoring"} if stack == "dev" else set())
+    expected = {*OPERATOR_CHARTS} - ({"monitoring"} if stack == "dev" else set())
+    assert set(releases) == {*expected, "flyte-binary"}
+    assert sorted(groups) == sorted(r.name + "-crds" for n, r in releases.items() if n in expected)
     for release, chart in OPERATOR_CHARTS.items():
         if release not in releases:
             continue  # dev runs without monitoring
-        own = [r for r in crds if r.inputs["metadata"]["labels"][CHART_LABEL] == chart]
-        # Every CRD of the archive's crds/ folders (subcharts included), named by the CRD itself.
-        assert sorted(r.name for r in own) == sorted(
-            c["metadata"]["name"] for c in chart_crds(archives / f"{chart}.tgz")
-        )
-        assert all(r.name == r.inputs["metadata"]["name"] and r.provider == "kubernetes-crds" for r in own)
+        group = groups[releases[release].name + "-crds"]
+        # The chart's crds/ files (subcharts included) as the chart ships them, nothing else.
+        assert group.inputs == {"yaml": chart_crd_text(archives / f"{chart}.tgz")}
+        # A component the CRD provider constructs (and whose children it applies).
+        assert group.provider == "kubernetes-crds" and group.custom is False
         assert releases[release].inputs["skipCrds"] is True
-        assert {r.urn for r in own} <= set(releases[release].dependencies)
+        assert group.urn in releases[release].dependencies
     # flyte-binary's chart has no crds/ (Flyte creates its CRD at start-up): nothing to apply.
-    assert (
-        "skipCrds" not in releases["flyte-binary"].inputs or not releases["flyte-binary"].inputs["skipCrds"]
-    )
-    assert len(crds) == (29 if stack == "dev" else 39)
+    assert not releases["flyte-binary"].inputs.get("skipCrds")
+    assert not _records(evaluation, CRD_TYPE)  # no CRD as a typed resource
 
 
-def test_crds_are_applied_as_the_chart_ships_them_plus_our_labels(
-    program: dict[str, Evaluation], archives: Path
-) -> None:
-    (podmonitor,) = [
-        r for r in _records(program["edge-lab"], CRD_TYPE) if r.name == "podmonitors.monitoring.coreos.com"
-    ]
-    (shipped,) = [
-        c
-        for c in chart_crds(archives / "kube-prometheus-stack-88.5.3.tgz")
-        if c["metadata"]["name"] == podmonitor.name
-    ]
-    assert podmonitor.inputs["spec"] == shipped["spec"]
-    assert podmonitor.inputs["metadata"]["annotations"] == shipped["metadata"]["annotations"]
-    assert podmonitor.inputs["metadata"]["labels"] == {
-        "app.kubernetes.io/managed-by": "pulumi",
-        "app.kubernetes.io/part-of": "naomi",
-        "naomi.io/chart": "kube-prometheus-stack-88.5.3",
-    }
+def test_the_group_texts_are_the_charts_crds_byte_for_byte(archives: Path) -> None:
+    for chart in OPERATOR_CHARTS.values():
+        text = chart_crd_text(archives / f"{chart}.tgz")
+        shipped = charts.chart_crds(archives / f"{chart}.tgz")
+        documents = charts.stream_documents(text, chart)
+        assert [obj for _, obj in documents] == [m.object for m in shipped]
+        assert all(m.text in text for m in shipped)
+    assert sum(len(charts.chart_crds(archives / f"{c}.tgz")) for c in OPERATOR_CHARTS.values()) == 39
 
 
 class _OptionsMonitor(engine._RecordingMonitor):
-    """The recording monitor, also keeping each registration's retainOnDelete."""
+    """The recording monitor, also keeping each registration's options."""
 
-    retained: dict[str, bool] = {}
+    seen: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:
-        type(self).retained[f"{request.type}::{request.name}"] = bool(request.retainOnDelete)
+        type(self).seen[f"{request.type}::{request.name}"] = {
+            "retain": bool(request.retainOnDelete),
+            "transforms": len(request.transforms),
+            "providers": dict(request.providers),
+            "remote": bool(request.remote),
+        }
         return super().RegisterResource(request)
 
 
-def test_crds_are_never_deleted_and_adopt_what_helm_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crds_are_never_deleted_and_adopt_what_helm_installed(
+    monkeypatch: pytest.MonkeyPatch, archives: Path
+) -> None:
     monkeypatch.setattr(engine, "_RecordingMonitor", _OptionsMonitor)
-    _OptionsMonitor.retained = {}
-    evaluation = evaluate_stack_with("edge-lab", PROGRAM_CRDS)
-    crds = {key: retained for key, retained in _OptionsMonitor.retained.items() if key.startswith(CRD_TYPE)}
-    assert len(crds) == 39 and all(crds.values())
-    others = [
-        key for key, retained in _OptionsMonitor.retained.items() if retained and not key.startswith(CRD_TYPE)
-    ]
-    assert others == []  # nothing else is kept on delete
+    _OptionsMonitor.seen = {}
+    evaluation = evaluate_stack_with("edge-lab")
+    groups = {k: v for k, v in _OptionsMonitor.seen.items() if k.startswith(CONFIG_GROUP_TYPE)}
+    assert len(groups) == 3
     (provider,) = [
         r
         for r in evaluation.records
         if r.type == "pulumi:providers:kubernetes" and r.name == "kubernetes-crds"
     ]
+    for options in groups.values():
+        # A packaged component (the provider registers its children), with our one transform,
+        # its children applied by the CRD provider.
+        assert options["remote"] and options["transforms"] == 1
+        assert list(options["providers"]) == ["kubernetes"]
+        assert options["providers"]["kubernetes"].split("::")[-2] == "kubernetes-crds"
+    assert [k for k, v in _OptionsMonitor.seen.items() if v["retain"]] == []  # retained: only the CRDs
     settings = {
         k: provider.inputs[k] for k in ("enableServerSideApply", "upsertExistingObjects", "enablePatchForce")
     }
@@ -144,6 +132,24 @@ def test_crds_are_never_deleted_and_adopt_what_helm_installed(monkeypatch: pytes
         r for r in evaluation.records if r.type == "pulumi:providers:kubernetes" and r.name == "kubernetes"
     ]
     assert "upsertExistingObjects" not in main.inputs and "enablePatchForce" not in main.inputs
+
+
+def _transform_args(type_: str) -> pulumi.ResourceTransformArgs:
+    return pulumi.ResourceTransformArgs(
+        custom=True,
+        type_=type_,
+        name="traefik-crds:ingressroutes.traefik.io",
+        props={"metadata": {"name": "ingressroutes.traefik.io"}},
+        opts=pulumi.ResourceOptions(),
+    )
+
+
+def test_the_groups_transform_retains_each_crd_and_touches_nothing_else() -> None:
+    """What the engine runs for each child the provider registers (offline, no transform runs)."""
+    result = keep_crds(_transform_args(CRD_TYPE))
+    assert result is not None and result.opts.retain_on_delete is True
+    assert result.props == {"metadata": {"name": "ingressroutes.traefik.io"}}
+    assert keep_crds(_transform_args("kubernetes:core/v1:ConfigMap")) is None
 
 
 @pytest.mark.parametrize(("stack", "seconds"), [("edge-lab", 900), ("lab-ha", 600), ("dev", 900)])
@@ -213,35 +219,37 @@ def test_a_skipcrds_release_sees_the_apis_of_the_crds_applied_before_it(widget_c
     assert "namespace" not in applied["Widget"]["metadata"]  # cluster-scoped, by the applied CRD's scope
 
 
-def test_the_render_gives_each_release_the_crds_it_depends_on(program_render: Rendered) -> None:
-    rendered = program_render
+def test_the_render_gives_each_release_the_crds_it_depends_on(renders: dict[str, Rendered]) -> None:
+    rendered = renders["edge-lab"]
     assert not any(item.crd for item in rendered.chart_objects)  # no release applies CRDs itself
     files = [path for path in rendered.files if path.startswith("crds/")]
     assert len(files) == 39 and "crds/rayclusters.ray.io.yaml" in files
-    assert rendered.files["crds/rayclusters.ray.io.yaml"].startswith("apiVersion: apiextensions.k8s.io/v1\n")
+    text = rendered.files["crds/rayclusters.ray.io.yaml"]
+    first, rest = text.split("\n", 1)
+    assert first.startswith("# applied by ") and CONFIG_GROUP_TYPE in first
+    assert rest.startswith("apiVersion: apiextensions.k8s.io/v1\n")
+    crds = [o for o in rendered.kubernetes if o["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == 39
+    # The releases were rendered seeing those APIs (the ServiceMonitors etc. they create exist).
+    kinds = {o["kind"] for o in (item.object for item in rendered.chart_objects)}
+    assert {"ServiceMonitor", "PrometheusRule", "Prometheus"} <= kinds
 
 
 # --- a version bump ------------------------------------------------------------------------------
 
 
-def test_a_version_bump_updates_the_crds_in_place(program_render: Rendered, archives: Path) -> None:
-    bump = chart_bump.bumped("program")
-    delta = diff_files(program_render.files, bump.files)
+def test_a_version_bump_updates_the_crds_in_place(renders: dict[str, Rendered], archives: Path) -> None:
+    bump = chart_bump.bumped()
+    delta = diff_files(renders["edge-lab"].files, bump.files)
     assert (delta.added, delta.removed) == ([], [])
     # The same resources with the same identities and order: every change is an update.
     assert "plan.yaml" not in delta.changed
-    podmonitor = delta.changed["crds/podmonitors.monitoring.coreos.com.yaml"]
-    assert "+  - additionalPrinterColumns:\n+    - jsonPath: .metadata.creationTimestamp\n" in podmonitor
-    for name in ("prometheuses", "servicemonitors", "alertmanagers"):
-        patch = delta.changed[f"crds/{name}.monitoring.coreos.com.yaml"]
-        changed = [line for line in patch.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-        assert changed == [
-            "-    naomi.io/chart: kube-prometheus-stack-88.5.3",
-            "+    naomi.io/chart: kube-prometheus-stack-88.6.0",
-        ]
-    # Other charts' CRDs stay as they are.
-    assert not any(
-        path.startswith("crds/") and ".monitoring.coreos.com" not in path for path in delta.changed
+    crds = sorted(path for path in delta.changed if path.startswith("crds/"))
+    # Only the CRD the new chart version changed: the chart's own bytes, nothing of ours varies.
+    assert crds == ["crds/podmonitors.monitoring.coreos.com.yaml"]
+    assert (
+        "+  - additionalPrinterColumns:\n+    - jsonPath: .metadata.creationTimestamp\n"
+        in delta.changed[crds[0]]
     )
     release = yaml.safe_load(bump.files["helm/naomi-monitoring-monitoring.yaml"])
     assert (release["version"], release["skipCrds"], release["timeout"]) == ("88.6.0", True, 900)
@@ -249,7 +257,7 @@ def test_a_version_bump_updates_the_crds_in_place(program_render: Rendered, arch
 
 
 def test_a_bump_without_its_archive_stops_with_the_fix(archives: Path, tmp_path: Path) -> None:
-    bump = chart_bump.bumped("program")
+    bump = chart_bump.bumped()
     result = chart_bump.render(bump.project, "edge-lab", archives, tmp_path / "out")
     assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (
         2,

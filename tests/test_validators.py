@@ -53,11 +53,10 @@ def chart_crds(
     shared_kinds = {kind for _, kind in reference.crd_schemas}
     used_kinds = {item.object["kind"] for r in renders.values() for item in r.chart_objects if not item.crd}
     for rendered in renders.values():
-        for item in rendered.chart_objects:
-            if item.crd and item.object["spec"]["names"]["kind"] in used_kinds - shared_kinds:
-                name = item.object["metadata"]["name"]
-                path = f"crds/{item.origin.rsplit('/', 1)[1]}/{name}.yaml"  # the chart's own bytes
-                (root / "crds" / f"{name}.yaml").write_text(rendered.files[path])
+        for path, crd in rendered.crds():
+            if crd["spec"]["names"]["kind"] in used_kinds - shared_kinds:
+                # The chart's own bytes (after the render's first line, a comment).
+                (root / "crds" / f"{crd['metadata']['name']}.yaml").write_text(rendered.files[path])
     return Reference(root)
 
 
@@ -91,14 +90,10 @@ def test_chart_objects_validate_against_kubernetes_and_crd_schemas(
 
 
 def test_chart_crds_validate_against_kubernetes(renders: dict[str, Rendered], project_dir: Path) -> None:
-    """Each CRD a chart applies, once (the same chart bytes render the same CRDs in every stack)."""
+    """Each CRD of the charts, once (the same chart bytes render the same CRDs in every stack)."""
     versions = {_kubernetes_version(stack, project_dir) for stack in renders}
-    crds = {
-        item.object["metadata"]["name"]: item.object
-        for rendered in renders.values()
-        for item in rendered.chart_objects
-        if item.crd
-    }
+    crds = {crd["metadata"]["name"]: crd for rendered in renders.values() for _, crd in rendered.crds()}
+    assert len(crds) == 39
     assert {"prometheuses.monitoring.coreos.com", "rayclusters.ray.io", "ingressroutes.traefik.io"} <= set(
         crds
     )

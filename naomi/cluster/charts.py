@@ -251,14 +251,13 @@ def render_release(
     label = f"helm release {namespace}/{release}"
     installed_crds = list(installed_crds)
     digest = sha256_of(archive)
-    try:
-        chart = helm_python.Chart.load(archive)
-    except helm_python.HelmError as error:
-        raise ChartError(f"{label}: cannot load {archive}: {_one_line(error)}") from None
-    with chart:
+    with _loaded(archive, label) as chart:
         name, chart_version = chart.name, chart.version
         label = f"{label} ({name} {chart_version})"
-        crd_manifests, dropped = _crds(chart, archive, label)
+        if include_crds:
+            crd_manifests, dropped = _crds(chart, archive, label)
+        else:  # skipCrds: the chart's CRDs are not applied, so not read (only what is left out)
+            crd_manifests, dropped = (), _crd_files(chart, archive)[1]
         try:
             chart.validate_schema(chart.merge_values(dict(values)))
         except helm_python.HelmValuesError as error:
@@ -298,19 +297,31 @@ def render_release(
 
 def chart_crds(archive: Path) -> tuple[ChartManifest, ...]:
     """The CRDs Helm would apply from `archive`'s crds/ folders (chart and subcharts), in file
-    order, as `render_release` finds them; the stack program applies them itself (infra.charts)."""
+    order, as `render_release` finds them."""
     label = f"chart archive {archive.name}"
-    try:
-        chart = helm_python.Chart.load(archive)
-    except helm_python.HelmError as error:
-        raise ChartError(f"{label}: cannot load {archive}: {_one_line(error)}") from None
-    with chart:
+    with _loaded(archive, label) as chart:
         manifests, _ = _crds(chart, archive, label)
     return manifests
 
 
-def _crds(chart: helm_python.Chart, archive: Path, label: str) -> tuple[tuple[ChartManifest, ...], list[str]]:
-    """The chart's (and subcharts') crds/ objects, and the crds/ files `helm package` leaves out.
+def chart_crd_files(archive: Path) -> tuple[tuple[str, str], ...]:
+    """(file name, text) of each crds/ file Helm would apply from `archive`, unparsed (the
+    program applies them as they are: infra.charts)."""
+    label = f"chart archive {archive.name}"
+    with _loaded(archive, label) as chart:
+        files, _ = _crd_files(chart, archive)
+    return files
+
+
+def _loaded(archive: Path, label: str) -> helm_python.Chart:
+    try:
+        return helm_python.Chart.load(archive)
+    except helm_python.HelmError as error:
+        raise ChartError(f"{label}: cannot load {archive}: {_one_line(error)}") from None
+
+
+def _crd_files(chart: helm_python.Chart, archive: Path) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """The chart's (and subcharts') crds/ files, and those `helm package` leaves out.
 
     Helm applies every .yaml/.yml/.json file under crds/ (helm v3.20.2 pkg/chart/chart.go
     CRDObjects, pkg/action/install.go installCRDs). A packaged chart never holds the files its
@@ -318,7 +329,7 @@ def _crds(chart: helm_python.Chart, archive: Path, label: str) -> tuple[tuple[Ch
     no API server accepts), so those are dropped here, as from an archive `helm package` built.
     """
     ignore_rules = _helmignore_rules(archive)
-    manifests: list[ChartManifest] = []
+    kept: list[tuple[str, str]] = []
     dropped: list[str] = []
     for crd in sorted(chart.crds, key=lambda c: c["filename"]):
         filename = crd["filename"]
@@ -326,7 +337,16 @@ def _crds(chart: helm_python.Chart, archive: Path, label: str) -> tuple[tuple[Ch
         if _helmignored(f"crds/{inside}", ignore_rules.get(root, ())):
             dropped.append(f"{filename}: excluded by {root}/.helmignore, so not in a packaged chart")
             continue
-        for text, document in _load_documents(crd["data"], f"{label}: {filename}", stream=True):
+        kept.append((filename, crd["data"]))
+    return tuple(kept), dropped
+
+
+def _crds(chart: helm_python.Chart, archive: Path, label: str) -> tuple[tuple[ChartManifest, ...], list[str]]:
+    """The objects of the chart's crds/ files (each must be a CRD), and the files left out."""
+    files, dropped = _crd_files(chart, archive)
+    manifests: list[ChartManifest] = []
+    for filename, data in files:
+        for text, document in _load_documents(data, f"{label}: {filename}", stream=True):
             if document.get("kind") != "CustomResourceDefinition":
                 raise ChartError(f"{label}: {filename} holds a {document.get('kind')}, not a CRD")
             manifests.append(ChartManifest(source=filename, object=document, text=text))
@@ -491,6 +511,14 @@ def _describe(obj: Mapping[str, Any]) -> str:
 # line that is `---` plus whitespace (k8s.io/apimachinery pkg/util/yaml/decoder.go, YAMLReader).
 _TEMPLATE_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
 _STREAM_SEPARATOR = re.compile(r"^---[ \t\r]*$", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=8)
+def stream_documents(text: str, where: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """(text, object) of each document of a YAML stream (a ConfigGroup's `yaml`), read as
+    Kubernetes reads YAML; cached, as the charts' CRDs are megabytes: the objects are shared,
+    read-only."""
+    return tuple(_load_documents(text, where, stream=True))
 
 
 def _load_documents(text: str, where: str, *, stream: bool = False) -> list[tuple[str, dict[str, Any]]]:

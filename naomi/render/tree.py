@@ -8,7 +8,7 @@ Layout (all files sorted, keys sorted, block-style scripts, no timestamps):
                                       (first line: `# helm release <ns>/<release>: ...`)
     helm/<namespace>-<release>.yaml   chart, repository, version, sha256, namespace, values
     crds/<name>.yaml                  the operator charts' CRDs, applied by the program before their
-                                      (skipCrds) releases (infra.charts.ChartCrds)
+                                      (skipCrds) releases (a ConfigGroup each, infra.charts)
     crds/<release>/<name>.yaml        the CRDs a release applies itself (the chart's own bytes)
     commands/<node>/<nn>-<step>.yaml  remote/local commands in dependency order, with scripts
     outputs.yaml                      stack exports, secrets as <secret>
@@ -37,6 +37,7 @@ from naomi.render.engine import Evaluation, Record, RenderError
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 PULUMI_ORIGIN = "pulumi"
 CRD_KIND = "CustomResourceDefinition"
+CONFIG_GROUP_TYPE = "kubernetes:yaml/v2:ConfigGroup"
 COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 COMPONENT_NODE_TYPE = "naomi:hardware:MicroK8sNode"
 
@@ -97,6 +98,19 @@ class Rendered:
             yield PULUMI_ORIGIN, obj
         for item in self.chart_objects:
             yield item.origin, item.object
+
+    def crds(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(render file, object) of every CRD that will be applied: the program's (crds/<name>.yaml)
+        and those a release applies itself (crds/<release>/<name>.yaml, `naomi:charts.crds: helm`)."""
+        for obj in self.kubernetes:
+            if obj.get("kind") == CRD_KIND:
+                yield f"crds/{obj['metadata']['name']}.yaml", obj
+        for item in self.chart_objects:
+            if item.crd:
+                yield (
+                    f"crds/{item.origin.rsplit('/', 1)[1]}/{item.object['metadata']['name']}.yaml",
+                    item.object,
+                )
 
 
 def is_kubernetes_object(record: Record) -> bool:
@@ -232,8 +246,21 @@ def render(evaluation: Evaluation, *, charts_cache: Path | None = None) -> Rende
     missing: list[str] = []
     origins: dict[str, str] = {}  # k8s/ path -> what put it there, for collision errors
 
-    # CRDs the program applies itself, by URN: a release ordered after them sees their APIs.
-    our_crds = {r.urn: r.inputs for r in records if is_kubernetes_object(r) and r.inputs["kind"] == CRD_KIND}
+    # CRDs the program applies itself, by the URN a release depends on (the CRD, or the
+    # ConfigGroup that applies it): a release ordered after them sees their APIs.
+    our_crds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {}
+    for r in records:
+        if is_kubernetes_object(r) and r.inputs["kind"] == CRD_KIND:
+            our_crds[r.urn].append(r.inputs)
+        elif r.type == CONFIG_GROUP_TYPE:
+            try:
+                groups[r.urn] = charts.stream_documents(
+                    str(r.inputs.get("yaml") or ""), f"ConfigGroup {r.name}"
+                )
+            except charts.ChartError as error:
+                raise RenderError(str(error)) from None
+            our_crds[r.urn] = [obj for _, obj in groups[r.urn] if obj.get("kind") == CRD_KIND]
 
     def place(path: str, origin: str, text: str) -> None:
         if path in origins:
@@ -253,12 +280,21 @@ def render(evaluation: Evaluation, *, charts_cache: Path | None = None) -> Rende
             text = _dump_chart_object(record.inputs) if crd else dump(record.inputs)
             place(path, f"{PULUMI_ORIGIN} {record.id}", text)
             kubernetes.append(record.inputs)
+        elif record.urn in groups:
+            # What the provider registers from the group's YAML, one object each (the text as
+            # given: the chart's own bytes for the CRDs).
+            header = f"# applied by {record.id} ({CONFIG_GROUP_TYPE}) before the releases that depend on it\n"
+            for text, obj in groups[record.urn]:
+                name = (obj.get("metadata") or {}).get("name")
+                path = f"crds/{name}.yaml" if obj.get("kind") == CRD_KIND else _object_path(obj)
+                place(path, f"{PULUMI_ORIGIN} {record.id}", header + text)
+                kubernetes.append(obj)
         elif record.type in HELM_TYPES:
             document = _helm_document(record)
             path = f"helm/{document['namespace']}-{document['release']}.yaml"
             if path in files:
                 raise RenderError(f"two Helm releases render to {path}")
-            installed = [our_crds[urn] for urn in record.dependencies if urn in our_crds]
+            installed = [crd for urn in record.dependencies for crd in our_crds.get(urn, [])]
             release = _render_release(record, document, cache, kubernetes_version, installed)
             document["sha256"] = release.sha256 if release is not None else None
             if release is not None and release.dropped:
