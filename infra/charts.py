@@ -18,13 +18,19 @@ source of the release), before the release (whose `skipCrds` is then set):
   one child per CRD, named `<release>-crds:<crd name>` (resourcePrefix defaults to the group's
   name: pulumi-kubernetes provider/pkg/provider/yaml/v2/configgroup.go Construct), so a version
   bump changes the text and updates each CRD in place (only `metadata.name` forces a replacement
-  of a CRD, provider/pkg/provider/diff.go forceNewProperties); the group waits for each object to
-  be reconciled (a CRD: Established), and `dependsOn` on the group orders the release after all
-  of them (yaml/v2 "Dependency ordering"; pulumi-kubernetes PR #2894).
-- `keep_crds`, a transform on the group, marks each child `retain_on_delete`: a CRD's deletion
-  deletes every custom resource of its kinds, so removing a chart or renaming the group never
-  does that. Transforms reach a packaged component's children (they are the engine's, not the
-  SDK's); the offline render runs no transforms, so tests call `keep_crds` directly.
+  of a CRD, provider/pkg/provider/diff.go forceNewProperties), and `dependsOn` on the group orders
+  the release after every child is created (yaml/v2 "Dependency ordering"; pulumi-kubernetes PR
+  #2894).
+- `keep_crds`, a transform on the group, does two things to each CRD child. It marks it
+  `retain_on_delete`: a CRD's deletion deletes every custom resource of its kinds, so removing a
+  chart or renaming the group never does that (the group's own options do not reach its
+  children: pulumi-kubernetes#3065). And it annotates it `pulumi.com/waitFor:
+  condition=Established`: the provider treats a CRD as ready once created (no await logic for the
+  kind, provider/pkg/await/await.go), while Helm, which would have waited for it, skips its CRD
+  step with `skipCrds`; without the wait the release could meet "no matches for kind" for the
+  chart's own Prometheus or ServiceMonitor on a slow control plane. Transforms are the engine's
+  and reach a packaged component's children (pulumi/pulumi#15843, CLI >= 3.113); the offline
+  render runs no transforms, so tests call `keep_crds` directly.
 One string input per chart instead of 39 typed resources keeps the stack's evaluation fast
 (the CRD schemas are 9 MB; as typed resources they made a render 2.5x slower).
 With `crds: helm` each release installs its chart's crds/ as Helm does (only when absent).
@@ -156,12 +162,24 @@ def chart_crd_text(archive: Path) -> str:
     return _crd_text(str(archive), stat.st_size, stat.st_mtime_ns)
 
 
+WAIT_FOR = {"pulumi.com/waitFor": "condition=Established"}  # pulumi-kubernetes await/condition/custom.go
+
+
 def keep_crds(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-    """The CRD group's transform: its CRDs are never deleted by Pulumi (retain_on_delete)."""
+    """The CRD group's transform: each CRD is awaited until Established and never deleted by
+    Pulumi (retain_on_delete); anything else is left as it is."""
     if args.type_ != CRD_TYPE:
         return None
+    props = dict(args.props)
+    metadata = props.get("metadata")
+    if isinstance(metadata, Mapping):  # always, for objects parsed from YAML text
+        annotations = metadata.get("annotations")
+        props["metadata"] = {
+            **metadata,
+            "annotations": {**(annotations if isinstance(annotations, Mapping) else {}), **WAIT_FOR},
+        }
     return pulumi.ResourceTransformResult(
-        props=args.props,
+        props=props,
         opts=pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(retain_on_delete=True)),
     )
 

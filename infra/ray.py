@@ -243,14 +243,17 @@ def worker_pods(namespace: str, cluster: str) -> Pods:
 
 
 def managed_cluster_flows(
-    operator: Pods, network: ClusterNetwork, head: Pods, *, autoscaling: bool
+    operator: Pods, network: ClusterNetwork, head: Pods, *, autoscaling: bool, serve_port: int | None = None
 ) -> tuple[Flow, ...]:
     """What a Ray cluster managed by KubeRay needs beyond its namespace.
 
     The operator calls the head's dashboard through the head Service (kuberay v1.7.0
     ray-operator/controllers/ray/utils/util.go FetchHeadServiceURL; rayjob_controller.go and
-    rayservice_controller.go use it for job status and Serve configs); the in-tree autoscaler
-    sidecar in the head pod lists and patches pods through the API server.
+    rayservice_controller.go use it for job status and Serve configs); for a RayService
+    (`serve_port`) it also asks the head pod's Serve proxy `/-/healthz` on every reconcile and
+    labels the head `ray.io/serve` by the answer, which puts it in the serve Service
+    (rayservice_controller.go updateHeadPodServeLabel); the in-tree autoscaler sidecar in the head
+    pod lists and patches pods through the API server.
     """
     cluster = head.name.removesuffix("-head")
     flows = [
@@ -262,6 +265,17 @@ def managed_cluster_flows(
             "ray-project/kuberay v1.7.0 ray-operator/controllers/ray/utils/util.go FetchHeadServiceURL",
         )
     ]
+    if serve_port is not None:
+        flows.append(
+            Flow(
+                operator,
+                head,
+                tcp(serve_port),
+                f"KubeRay checks the Serve proxy of {cluster}'s head (the ray.io/serve label)",
+                "ray-project/kuberay v1.7.0 ray-operator/controllers/ray/rayservice_controller.go "
+                "updateHeadPodServeLabel",
+            )
+        )
     if autoscaling:
         flows.append(
             network.to_api_server(
@@ -380,9 +394,12 @@ class RayPlatform(pulumi.ComponentResource):
         )
         self.register_outputs({"headService": self.head_service})
 
-    def manages(self, head: Pods, *, autoscaling: bool) -> tuple[Flow, ...]:
-        """The flows a Ray cluster (its head pods) needs from this operator and its autoscaler."""
-        return managed_cluster_flows(self.operator_pods, self.network, head, autoscaling=autoscaling)
+    def manages(self, head: Pods, *, autoscaling: bool, serve_port: int | None = None) -> tuple[Flow, ...]:
+        """The flows a Ray cluster (its head pods) needs from this operator and its autoscaler;
+        `serve_port` for a RayService's (the head's Serve proxy)."""
+        return managed_cluster_flows(
+            self.operator_pods, self.network, head, autoscaling=autoscaling, serve_port=serve_port
+        )
 
     def _redis(
         self, name: str, args: RayPlatformArgs, resources: Resources, child: pulumi.ResourceOptions

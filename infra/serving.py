@@ -360,7 +360,7 @@ def serving_contract(args: ServedModelArgs) -> Contract:
         assert args.ray is not None
         # KubeRay names the RayService's cluster `<name>-<suffix>`: select it by our label.
         head = Pods(args.namespace, {**pod_selector(spec), "ray.io/node-type": "head"}, f"{spec.name}-head")
-        flows += args.ray.manages(head, autoscaling=True)
+        flows += args.ray.manages(head, autoscaling=True, serve_port=SERVE_PORT)
     metrics = METRICS_PORT if spec.runtime == "ray-serve" else "http"
     targets = (ScrapeTarget(served.backend, metrics),) if args.monitoring_release is not None else ()
     return Contract(routes=(served,), flows=tuple(flows), scrape_targets=targets)

@@ -154,3 +154,24 @@ def test_policies_derived_without_one_declared_flow_fail_its_proof(
             "DENIED naomi-gateway/Deployment naomi-gateway/traefik -> naomi-platform/Deployment naomi-platform/mlflow"
         )
     ), failed[0].problems
+
+
+def test_kuberays_own_calls_to_the_heads_are_derived_from_the_model(renders: dict[str, Rendered]) -> None:
+    """What the operator does, whatever our components declare: the dashboard of every head, and the
+    Serve proxy of a RayService's head (its ray.io/serve label), unless the RayService excludes
+    its head from the serve Service."""
+    from naomi.cluster.flows import kuberay_flows
+
+    model = cluster_model(renders["edge-lab"])
+    ports = {flow.destination.describe(): flow.ports for flow in kuberay_flows(model)}
+    assert ports["naomi-serving/Pod naomi-serving/qoe-00000-head-00000"] == ((8265, "TCP"), (8000, "TCP"))
+    assert ports["naomi-ray/Pod naomi-ray/ray-head-00000"] == ((8265, "TCP"),)
+    objects = [
+        (o.origin, copy.deepcopy(o.obj)) for o in model.objects if not o.origin.startswith("operator:")
+    ]
+    for _, obj in objects:
+        if obj["kind"] == "RayService":
+            obj["spec"]["excludeHeadPodFromServeSvc"] = True
+    excluded = ClusterModel.from_objects(objects, model.expanders)
+    ports = {flow.destination.describe(): flow.ports for flow in kuberay_flows(excluded)}
+    assert ports["naomi-serving/Pod naomi-serving/qoe-00000-head-00000"] == ((8265, "TCP"),)

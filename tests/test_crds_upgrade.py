@@ -144,11 +144,22 @@ def _transform_args(type_: str) -> pulumi.ResourceTransformArgs:
     )
 
 
-def test_the_groups_transform_retains_each_crd_and_touches_nothing_else() -> None:
+def test_the_groups_transform_awaits_and_retains_each_crd_and_touches_nothing_else() -> None:
     """What the engine runs for each child the provider registers (offline, no transform runs)."""
-    result = keep_crds(_transform_args(CRD_TYPE))
+    args = _transform_args(CRD_TYPE)
+    args.props["metadata"]["annotations"] = {"controller-gen.kubebuilder.io/version": "v0.16.1"}
+    result = keep_crds(args)
     assert result is not None and result.opts.retain_on_delete is True
-    assert result.props == {"metadata": {"name": "ingressroutes.traefik.io"}}
+    assert result.props == {
+        "metadata": {
+            "name": "ingressroutes.traefik.io",
+            "annotations": {
+                "controller-gen.kubebuilder.io/version": "v0.16.1",
+                "pulumi.com/waitFor": "condition=Established",  # the release needs the CRD served
+            },
+        }
+    }
+    assert args.props["metadata"]["annotations"] == {"controller-gen.kubebuilder.io/version": "v0.16.1"}
     assert keep_crds(_transform_args("kubernetes:core/v1:ConfigMap")) is None
 
 

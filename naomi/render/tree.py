@@ -283,7 +283,10 @@ def render(evaluation: Evaluation, *, charts_cache: Path | None = None) -> Rende
         elif record.urn in groups:
             # What the provider registers from the group's YAML, one object each (the text as
             # given: the chart's own bytes for the CRDs).
-            header = f"# applied by {record.id} ({CONFIG_GROUP_TYPE}) before the releases that depend on it\n"
+            header = (
+                f"# applied by {record.id} ({CONFIG_GROUP_TYPE}) before the releases that depend on it"
+                " (the group's transforms, which run only at pulumi up, may add to it)\n"
+            )
             for text, obj in groups[record.urn]:
                 name = (obj.get("metadata") or {}).get("name")
                 path = f"crds/{name}.yaml" if obj.get("kind") == CRD_KIND else _object_path(obj)
