@@ -34,6 +34,7 @@ from typing import Any
 import pulumi
 import pulumi_docker_build as docker_build
 
+from infra.charts import CONFIG_GROUP_TYPE, CRD_TYPE
 from infra.versions import IMAGE_PLATFORMS, NAOMI_IMAGES, NAOMI_VERSION, PREBUILT_IMAGES
 
 # What goes into each image besides its own folder under images/ (relative to the project root).
@@ -249,8 +250,6 @@ def _rewrite_image(value: Any, rewrite: Any) -> Any:
 
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-CRD_TYPE = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
-CONFIG_GROUP_TYPE = "kubernetes:yaml/v2:ConfigGroup"  # infra.charts: the charts' CRDs
 
 
 def mirror_transformation(mirror: ImageMirror, keep: tuple[str, ...] = ()) -> pulumi.ResourceTransformation:

@@ -29,7 +29,6 @@ import os
 import re
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ from naomi.paths import PROJECT_DIR
 from naomi.render.engine import Evaluation
 from naomi.render.tree import Rendered
 from naomi.verify import gateway_routes
+from tests.ray_env import stop_process_group
 from tests.test_gateway_traefik import LocalGateway, free_port, gateway_objects, local_gateway
 
 STACK = "edge-lab"
@@ -145,21 +145,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group we started (`ray start --block` and every Ray process it spawned)
-    and wait until it is empty (as tests/test_ray_start.py stops its nodes)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def ray_head(token: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     """A Ray head with token auth (as KubeRay sets it: RAY_AUTH_MODE=token, RAY_AUTH_TOKEN) and the
@@ -198,7 +183,7 @@ def ray_head(token: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     try:
         yield f"http://127.0.0.1:{dashboard}", process, log
     finally:
-        _stop_group(process)
+        stop_process_group(process)
         import shutil
 
         shutil.rmtree(scratch, ignore_errors=True)

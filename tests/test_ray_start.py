@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import pytest
 from naomi.cluster import operators
 from naomi.paths import PROJECT_DIR
 from naomi.render.tree import Rendered
+from tests.ray_env import stop_process_group
 
 pytestmark = [pytest.mark.workloads, pytest.mark.slow]
 NETNS = ["unshare", "-n", "bash", "-c", 'ip link set lo up && exec "$@"', "bash"]
@@ -126,23 +126,6 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, deadl
     raise TimeoutError(f"no GCS on port {port}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group we started (`ray start --block` and the raylet, agents and
-    workers it spawned, as the kubelet does to a container past its grace period) and wait until
-    the group is gone, so the next node can bind the same fixed ports."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"process group {process.pid} still has members after SIGKILL")
-
-
 def _run_worker(
     command: dict[str, Any], gcs: str, env: dict[str, str], log: Path, deadline: float
 ) -> dict[str, Any]:
@@ -173,7 +156,7 @@ def _run_worker(
                 break
             time.sleep(0.5)
     finally:
-        _stop(worker)
+        stop_process_group(worker)
     result["log"] = log.read_text(errors="replace")[-2000:]
     return result
 
@@ -226,7 +209,7 @@ def main() -> None:
 
         ray.shutdown()
     finally:
-        _stop(head)
+        stop_process_group(head)
         shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(results))
 

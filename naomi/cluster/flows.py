@@ -28,6 +28,7 @@ from typing import Any
 
 from naomi.cluster import netpol
 from naomi.cluster.model import SYSTEM_PODS, ClusterModel, ModelPod
+from naomi.cluster.operators import DASHBOARD_PORT, SERVE_PORT, find_container_port
 
 OUTSIDE_IP = "203.0.113.10"  # TEST-NET-3: a client outside the cluster
 KUBELET = "kubelet"
@@ -191,14 +192,6 @@ def kubelet_probe_flows(pods: Iterable[ModelPod]) -> list[DeclaredFlow]:
 KUBERAY_OPERATOR = {"app.kubernetes.io/name": "kuberay-operator"}  # kuberay-operator chart 1.7.0 _helpers.tpl
 
 
-def _named_port(pod: ModelPod, name: str, default: int) -> int:
-    for container in pod.spec.get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == name and port.get("containerPort") is not None:
-                return int(port["containerPort"])
-    return default
-
-
 def kuberay_flows(model: ClusterModel) -> list[DeclaredFlow]:
     """What the KubeRay operator (when the model has it) opens to each Ray head pod, kuberay v1.7.0:
     - the dashboard, for every cluster (utils/util.go FetchHeadServiceURL: job status, Serve
@@ -234,10 +227,11 @@ def kuberay_flows(model: ClusterModel) -> list[DeclaredFlow]:
     for pod in model.pods:
         if pod.labels.get("ray.io/node-type") != "head":
             continue
-        ports = [(_named_port(pod, "dashboard", 8265), "TCP")]
+        ray = (pod.spec.get("containers") or [{}])[0]  # utils.RayContainerIndex
+        ports = [(find_container_port(ray, "dashboard", DASHBOARD_PORT), "TCP")]
         crd, name = creators.get((pod.namespace, pod.labels.get("ray.io/cluster", "")), ("RayCluster", ""))
         if crd == "RayService" and (pod.namespace, name) not in excluded:
-            ports.append((_named_port(pod, "serve", 8000), "TCP"))
+            ports.append((find_container_port(ray, "serve", SERVE_PORT), "TCP"))
         flows.append(
             DeclaredFlow(
                 source=source,

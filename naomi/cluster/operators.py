@@ -630,15 +630,20 @@ def _probes(
             **action,
         }
         if creator == "RayService" and node_type == "worker":
-            serve = next(
-                (p["containerPort"] for p in container.get("ports") or [] if p.get("name") == "serve"),
-                SERVE_PORT,
-            )
+            serve = find_container_port(container, "serve", SERVE_PORT)
             commands.append(WGET_HEALTH.format(10, serve, "-/healthz"))
             readiness.pop("httpGet", None)
             readiness["failureThreshold"] = 1
             readiness["exec"] = {"command": ["bash", "-c", " && ".join(commands)]}
         container["readinessProbe"] = readiness
+
+
+def find_container_port(container: Mapping[str, Any], name: str, default: int) -> int:
+    """utils.FindContainerPort: the container's port named `name`, else `default`."""
+    for port in container.get("ports") or []:
+        if port.get("name") == name and port.get("containerPort") is not None:
+            return int(port["containerPort"])
+    return default
 
 
 def _ray_at_least(version: str, minimum: tuple[int, int, int]) -> bool:
